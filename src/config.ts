@@ -1,0 +1,132 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+const booleanFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'expected true or false' })
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+const seconds = (defaultValue: number) =>
+  z.coerce
+    .number({ message: 'expected a number of seconds' })
+    .int('expected a whole number of seconds')
+    .positive('expected a positive number of seconds')
+    .default(defaultValue);
+
+const secretList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((key) => key.trim())
+      .filter(Boolean),
+  )
+  .pipe(z.array(z.string().min(32, 'each key must be at least 32 characters')).min(1, 'expected at least one key'));
+
+const postgresUrl = z
+  .url({ message: 'expected a postgres:// URL' })
+  .refine((value) => /^postgres(ql)?:\/\//.test(value), 'expected a postgres:// URL');
+
+/**
+ * Every setting the server and CLI read, with its default. `.env.example` documents each.
+ * Unknown variables are ignored; bad values stop start-up with one line per problem.
+ */
+const environmentSchema = z.object({
+  PORT: z.coerce.number({ message: 'expected a port number' }).int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  ISSUER: z
+    .url({ message: 'expected an absolute http(s) URL' })
+    .refine((value) => /^https?:\/\//.test(value), 'expected an http:// or https:// URL')
+    .refine((value) => !new URL(value).search && !new URL(value).hash, 'must not have a query or fragment')
+    .optional(),
+  DATABASE_URL: postgresUrl.optional(),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  EMBEDDED_DATA_DIR: z.string().min(1).default('./data'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  TRUST_PROXY: booleanFromEnv.default(false),
+  COOKIE_KEYS: secretList.optional(),
+  PAIRWISE_SALT: z.string().min(32, 'must be at least 32 characters').optional(),
+  ACCESS_TOKEN_TTL: seconds(3600),
+  ID_TOKEN_TTL: seconds(3600),
+  REFRESH_TOKEN_TTL: seconds(14 * 24 * 3600),
+  SESSION_TTL: seconds(14 * 24 * 3600),
+  GRANT_TTL: seconds(365 * 24 * 3600),
+  INTERACTION_TTL: seconds(3600),
+  AUTHORIZATION_CODE_TTL: seconds(60),
+  CLIENT_CREDENTIALS_TTL: seconds(600),
+  ALLOW_PRIVATE_NETWORK_FETCH: booleanFromEnv.default(false),
+  SWEEP_INTERVAL_SECONDS: seconds(60),
+  SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100000).default(5000),
+  SHUTDOWN_TIMEOUT_SECONDS: seconds(10),
+});
+
+export type Config = Readonly<{
+  port: number;
+  host: string;
+  issuer: string;
+  databaseUrl: string | undefined;
+  databasePoolMax: number;
+  embeddedDataDir: string;
+  logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  trustProxy: boolean;
+  cookieKeys: readonly string[] | undefined;
+  pairwiseSalt: string | undefined;
+  ttl: Readonly<{
+    accessToken: number;
+    idToken: number;
+    refreshToken: number;
+    session: number;
+    grant: number;
+    interaction: number;
+    authorizationCode: number;
+    clientCredentials: number;
+  }>;
+  allowPrivateNetworkFetch: boolean;
+  sweepIntervalSeconds: number;
+  sweepBatchSize: number;
+  shutdownTimeoutSeconds: number;
+}>;
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`).join('; ');
+}
+
+/** Parses the environment once; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = environmentSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration: ${describeIssues(parsed.error)}`);
+  }
+  const e = parsed.data;
+  const issuer = (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
+  return Object.freeze({
+    port: e.PORT,
+    host: e.HOST,
+    issuer,
+    databaseUrl: e.DATABASE_URL,
+    databasePoolMax: e.DATABASE_POOL_MAX,
+    embeddedDataDir: e.EMBEDDED_DATA_DIR,
+    logLevel: e.LOG_LEVEL,
+    trustProxy: e.TRUST_PROXY,
+    cookieKeys: e.COOKIE_KEYS,
+    pairwiseSalt: e.PAIRWISE_SALT,
+    ttl: Object.freeze({
+      accessToken: e.ACCESS_TOKEN_TTL,
+      idToken: e.ID_TOKEN_TTL,
+      refreshToken: e.REFRESH_TOKEN_TTL,
+      session: e.SESSION_TTL,
+      grant: e.GRANT_TTL,
+      interaction: e.INTERACTION_TTL,
+      authorizationCode: e.AUTHORIZATION_CODE_TTL,
+      clientCredentials: e.CLIENT_CREDENTIALS_TTL,
+    }),
+    allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
+    sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
+    sweepBatchSize: e.SWEEP_BATCH_SIZE,
+    shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
+  });
+}
+
+export function isSecureIssuer(config: Config): boolean {
+  return config.issuer.startsWith('https://');
+}

@@ -1,0 +1,30 @@
+/**
+ * Typed errors thrown by domain code. `http/errors.ts` maps them to HTTP statuses and
+ * pages; `cli/output.ts` maps them to exit codes. Messages are safe to show to users.
+ */
+export class DomainError extends Error {
+  override name = 'DomainError';
+}
+
+/** The caller sent something we cannot accept (bad flag, bad form field, bad URI). */
+export class InvalidInput extends DomainError {
+  override name = 'InvalidInput';
+}
+
+export class NotFound extends DomainError {
+  override name = 'NotFound';
+}
+
+/** The request conflicts with existing state (e.g. an email already registered). */
+export class Conflict extends DomainError {
+  override name = 'Conflict';
+}
+
+/** A dependency (the database) is not reachable; retrying later may succeed. */
+export class Unavailable extends DomainError {
+  override name = 'Unavailable';
+}
+
+export class ConfigError extends DomainError {
+  override name = 'ConfigError';
+}
