@@ -1,0 +1,123 @@
+import pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { Unavailable } from '../errors.js';
+import { openEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
+
+export type Row = Record<string, unknown>;
+
+/** Anything SQL can be sent to: the pool, or one connection inside a transaction. */
+export interface Queryable {
+  query<R extends Row = Row>(text: string, values?: readonly unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+export interface Database extends Queryable {
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** True when a trivial query succeeds; used by /readyz. */
+  isReachable(): Promise<boolean>;
+  readonly pool: pg.Pool;
+  /** Where the data lives, for start-up messages (never includes a password). */
+  readonly description: string;
+  close(): Promise<void>;
+}
+
+// Connection-level failures (server gone, refused, shutting down) are reported as
+// Unavailable so callers answer 503 instead of 500.
+const unavailableCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '53300']);
+
+function isConnectionFailure(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: string }).code;
+  if (code && unavailableCodes.has(code)) return true;
+  return /Connection terminated|connect ECONNREFUSED|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    error.message,
+  );
+}
+
+function translateError(error: unknown): never {
+  if (isConnectionFailure(error)) {
+    throw new Unavailable('the database is not reachable');
+  }
+  throw error;
+}
+
+function describeUrl(url: string): string {
+  const parsed = new URL(url);
+  parsed.password = '';
+  return `${parsed.protocol}//${parsed.username ? `${parsed.username}@` : ''}${parsed.host}${parsed.pathname}`;
+}
+
+export function createPostgresDatabase(url: string, options: { poolMax: number; logger: Logger; onClose?: () => Promise<void> }): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolMax,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30000,
+    application_name: 'idp',
+  });
+  // An idle client losing its connection (database restart) must not crash the process.
+  pool.on('error', (error) => options.logger.warn({ err: error.message }, 'idle database connection lost'));
+
+  return {
+    pool,
+    description: describeUrl(url),
+    async query(text, values) {
+      try {
+        return await pool.query(text, values as unknown[] | undefined);
+      } catch (error) {
+        translateError(error);
+      }
+    },
+    async transaction(work) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        translateError(error);
+      }
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await work({ query: (text, values) => client.query(text, values as unknown[] | undefined) });
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        translateError(error);
+      } finally {
+        client.release(broken);
+      }
+    },
+    async isReachable() {
+      try {
+        await pool.query('SELECT 1');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async close() {
+      await pool.end();
+      await options.onClose?.();
+    },
+  };
+}
+
+/**
+ * Opens the configured database: `DATABASE_URL` when set, otherwise the embedded Postgres
+ * under `EMBEDDED_DATA_DIR`, reached over the same wire protocol so there is one code path.
+ */
+export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+  if (config.databaseUrl) {
+    return createPostgresDatabase(config.databaseUrl, { poolMax: config.databasePoolMax, logger });
+  }
+  const embedded: EmbeddedPostgres = await openEmbeddedPostgres(config.embeddedDataDir, logger);
+  return createPostgresDatabase(embedded.url, {
+    poolMax: Math.min(config.databasePoolMax, 8),
+    logger,
+    onClose: embedded.close,
+  });
+}
