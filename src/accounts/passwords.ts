@@ -1,0 +1,43 @@
+import argon2 from 'argon2';
+import { z } from 'zod';
+
+/** OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. */
+export const passwordHashOptions = {
+  type: argon2.argon2id,
+  memoryCost: 19456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
+
+/** NIST SP 800-63B: length is what matters; any Unicode; no composition rules. */
+export const passwordSchema = z
+  .string({ message: 'Enter a password.' })
+  .min(8, 'Use at least 8 characters for your password.')
+  .max(256, 'Use at most 256 characters for your password.');
+
+export function hashPassword(password: string): Promise<string> {
+  return argon2.hash(password.normalize('NFKC'), passwordHashOptions);
+}
+
+export async function verifyPassword(hash: string, password: string): Promise<boolean> {
+  try {
+    return await argon2.verify(hash, password.normalize('NFKC'));
+  } catch {
+    return false;
+  }
+}
+
+export function passwordNeedsRehash(hash: string): boolean {
+  return argon2.needsRehash(hash, passwordHashOptions);
+}
+
+let dummyHash: Promise<string> | undefined;
+
+/**
+ * A hash of a random password with the current parameters. Verifying against it when an
+ * email is unknown makes that answer take as long as a wrong password for a real account.
+ */
+export function dummyPasswordHash(): Promise<string> {
+  dummyHash ??= hashPassword(crypto.randomUUID());
+  return dummyHash;
+}

@@ -1,0 +1,176 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { Database, Queryable } from '../db/index.js';
+import { Conflict, NotFound } from '../errors.js';
+import { parseOrThrow } from '../validation.js';
+import { dummyPasswordHash, hashPassword, passwordNeedsRehash, passwordSchema, verifyPassword } from './passwords.js';
+
+export interface Account {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  name: string | null;
+  givenName: string | null;
+  familyName: string | null;
+  locale: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export const emailSchema = z
+  .string({ message: 'Enter your email address.' })
+  .trim()
+  .max(254, 'That email address is too long.')
+  .pipe(z.email({ message: 'Enter a valid email address.' }));
+
+const optionalText = (max: number) =>
+  z
+    .string()
+    .trim()
+    .max(max, `Use at most ${max} characters.`)
+    .transform((value) => (value === '' ? null : value))
+    .nullable()
+    .optional();
+
+export const profileSchema = z.object({
+  name: optionalText(200),
+  givenName: optionalText(100),
+  familyName: optionalText(100),
+  locale: z
+    .string()
+    .trim()
+    .regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'Use a language tag such as en or ja-JP.')
+    .nullable()
+    .optional(),
+});
+
+export const newAccountSchema = profileSchema.extend({
+  email: emailSchema,
+  password: passwordSchema,
+  emailVerified: z.boolean().optional(),
+});
+
+export type NewAccount = z.input<typeof newAccountSchema>;
+export type ProfileUpdate = z.input<typeof profileSchema>;
+
+interface AccountRow {
+  id: string;
+  email: string;
+  email_verified: boolean;
+  password_hash: string;
+  name: string | null;
+  given_name: string | null;
+  family_name: string | null;
+  locale: string | null;
+  created_at: Date;
+  updated_at: Date;
+  [key: string]: unknown;
+}
+
+const accountColumns = 'id, email, email_verified, password_hash, name, given_name, family_name, locale, created_at, updated_at';
+
+function toAccount(row: AccountRow): Account {
+  return {
+    id: row.id,
+    email: row.email,
+    emailVerified: row.email_verified,
+    name: row.name,
+    givenName: row.given_name,
+    familyName: row.family_name,
+    locale: row.locale,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function newAccountId(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+export async function createAccount(db: Queryable, input: NewAccount): Promise<Account> {
+  const data = parseOrThrow(newAccountSchema, input);
+  const passwordHash = await hashPassword(data.password);
+  try {
+    const { rows } = await db.query<AccountRow>(
+      `INSERT INTO accounts (id, email, email_verified, password_hash, name, given_name, family_name, locale)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${accountColumns}`,
+      [
+        newAccountId(),
+        data.email,
+        data.emailVerified ?? false,
+        passwordHash,
+        data.name ?? null,
+        data.givenName ?? null,
+        data.familyName ?? null,
+        data.locale ?? null,
+      ],
+    );
+    return toAccount(rows[0]!);
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw new Conflict('an account with that email already exists');
+    throw error;
+  }
+}
+
+export async function findAccountById(db: Queryable, id: string): Promise<Account | undefined> {
+  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE id = $1`, [id]);
+  return rows[0] ? toAccount(rows[0]) : undefined;
+}
+
+export async function findAccountByEmail(db: Queryable, email: string): Promise<Account | undefined> {
+  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE lower(email) = lower($1)`, [email.trim()]);
+  return rows[0] ? toAccount(rows[0]) : undefined;
+}
+
+/** Finds by id, or by email when the reference contains "@"; throws NotFound. */
+export async function getAccount(db: Queryable, idOrEmail: string): Promise<Account> {
+  const account = idOrEmail.includes('@') ? await findAccountByEmail(db, idOrEmail) : await findAccountById(db, idOrEmail);
+  if (!account) throw new NotFound('no such account');
+  return account;
+}
+
+export async function listAccounts(db: Queryable, options: { limit: number; offset: number }): Promise<Account[]> {
+  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts ORDER BY created_at, id LIMIT $1 OFFSET $2`, [
+    options.limit,
+    options.offset,
+  ]);
+  return rows.map(toAccount);
+}
+
+/**
+ * Checks an email and password. Unknown emails cost one argon2 verification too, so the
+ * answer and its timing do not reveal whether an account exists. Rehashes the password
+ * when the stored hash uses older parameters.
+ */
+export async function authenticate(db: Queryable, email: string, password: string): Promise<Account | undefined> {
+  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE lower(email) = lower($1)`, [email.trim()]);
+  const row = rows[0];
+  const matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);
+  if (!row || !matches) return undefined;
+  if (passwordNeedsRehash(row.password_hash)) {
+    await db.query('UPDATE accounts SET password_hash = $2 WHERE id = $1 AND password_hash = $3', [
+      row.id,
+      await hashPassword(password),
+      row.password_hash,
+    ]);
+  }
+  return toAccount(row);
+}
+
+export async function setPassword(db: Queryable, id: string, password: string): Promise<void> {
+  const valid = parseOrThrow(passwordSchema, password);
+  const { rowCount } = await db.query('UPDATE accounts SET password_hash = $2, updated_at = now() WHERE id = $1', [
+    id,
+    await hashPassword(valid),
+  ]);
+  if (!rowCount) throw new NotFound('no such account');
+}
+
+/** Deletes the account and every protocol artefact (sessions, grants, tokens) that belongs to it. */
+export async function deleteAccount(db: Database, id: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const { rowCount } = await tx.query('DELETE FROM accounts WHERE id = $1', [id]);
+    if (!rowCount) throw new NotFound('no such account');
+    await tx.query('DELETE FROM oidc_payloads WHERE account_id = $1', [id]);
+  });
+}
