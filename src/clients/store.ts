@@ -1,0 +1,252 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import { supportedScopes } from '../accounts/claims.js';
+import type { Database, Queryable } from '../db/index.js';
+import { InvalidInput, NotFound } from '../errors.js';
+import { parseOrThrow } from '../validation.js';
+
+const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/** https, or http on loopback only (RFC 9700 §2.1 / RFC 8252 §7.3); never a fragment. */
+export const redirectUriSchema = z
+  .string()
+  .trim()
+  .refine((value) => URL.canParse(value), { message: 'must be an absolute URL' })
+  .refine((value) => {
+    const url = new URL(value);
+    return url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
+  }, 'must use https (http is allowed only for localhost and 127.0.0.1)')
+  .refine((value) => !new URL(value).hash, 'must not contain a fragment');
+
+export const grantTypes = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const authMethods = ['client_secret_basic', 'client_secret_post', 'none'] as const;
+
+export const clientRegistrationSchema = z
+  .object({
+    name: z.string().trim().min(1, 'a name is required').max(100, 'use at most 100 characters'),
+    redirectUris: z.array(redirectUriSchema).default([]),
+    postLogoutRedirectUris: z.array(redirectUriSchema).default([]),
+    backchannelLogoutUri: redirectUriSchema.optional(),
+    scopes: z
+      .array(z.enum(supportedScopes, { message: `must be one of ${supportedScopes.join(', ')}` }))
+      .default(['openid', 'profile', 'email']),
+    subjectType: z.enum(['pairwise', 'public'], { message: 'must be pairwise or public' }).default('pairwise'),
+    public: z.boolean().default(false),
+    authMethod: z.enum(authMethods, { message: `must be one of ${authMethods.join(', ')}` }).optional(),
+    grantTypes: z
+      .array(z.enum(grantTypes, { message: `must be one of ${grantTypes.join(', ')}` }))
+      .default(['authorization_code', 'refresh_token']),
+    firstParty: z.boolean().default(false),
+  })
+  .superRefine((client, ctx) => {
+    const usesCode = client.grantTypes.includes('authorization_code');
+    if (usesCode && client.redirectUris.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'at least one redirect URI is required for authorization_code' });
+    }
+    if (client.grantTypes.includes('refresh_token') && !usesCode) {
+      ctx.addIssue({ code: 'custom', path: ['grantTypes'], message: 'refresh_token needs authorization_code' });
+    }
+    const hosts = new Set(client.redirectUris.map((uri) => new URL(uri).host));
+    if (client.subjectType === 'pairwise' && hosts.size > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['redirectUris'],
+        message: 'a pairwise client needs all redirect URIs on one host (its sector); use one host or --subject-type public',
+      });
+    }
+    if (client.public && client.grantTypes.includes('client_credentials')) {
+      ctx.addIssue({ code: 'custom', path: ['grantTypes'], message: 'a public client cannot use client_credentials' });
+    }
+    if (client.public && client.authMethod && client.authMethod !== 'none') {
+      ctx.addIssue({ code: 'custom', path: ['authMethod'], message: 'a public client authenticates with none' });
+    }
+  });
+
+export type ClientRegistration = z.input<typeof clientRegistrationSchema>;
+export const clientUpdateSchema = z.object({
+  name: clientRegistrationSchema.shape.name.optional(),
+  redirectUris: z.array(redirectUriSchema).optional(),
+  postLogoutRedirectUris: z.array(redirectUriSchema).optional(),
+  backchannelLogoutUri: redirectUriSchema.nullable().optional(),
+  scopes: clientRegistrationSchema.shape.scopes.unwrap().optional(),
+  subjectType: z.enum(['pairwise', 'public']).optional(),
+  grantTypes: clientRegistrationSchema.shape.grantTypes.unwrap().optional(),
+  firstParty: z.boolean().optional(),
+});
+export type ClientUpdate = z.input<typeof clientUpdateSchema>;
+
+/** OIDC client metadata as stored and as oidc-provider reads it. */
+export type ClientMetadata = Record<string, unknown> & { client_id: string; client_secret?: string };
+
+/** Checks metadata the way the server will (oidc-provider's own schema); throws InvalidInput. */
+export type MetadataValidator = (metadata: ClientMetadata) => Promise<void>;
+
+export interface ClientView {
+  clientId: string;
+  name: string;
+  public: boolean;
+  authMethod: string;
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  backchannelLogoutUri: string | null;
+  scopes: string[];
+  grantTypes: string[];
+  subjectType: string;
+  firstParty: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const newSecret = () => randomBytes(32).toString('base64url');
+const newClientId = () => randomBytes(12).toString('base64url');
+
+type ParsedRegistration = z.output<typeof clientRegistrationSchema>;
+
+function toMetadata(clientId: string, input: ParsedRegistration, secret: string | undefined): ClientMetadata {
+  const usesCode = input.grantTypes.includes('authorization_code');
+  return {
+    client_id: clientId,
+    ...(secret ? { client_secret: secret } : {}),
+    client_name: input.name,
+    application_type: 'web',
+    grant_types: input.grantTypes,
+    response_types: usesCode ? ['code'] : [],
+    redirect_uris: input.redirectUris,
+    post_logout_redirect_uris: input.postLogoutRedirectUris,
+    ...(input.backchannelLogoutUri
+      ? { backchannel_logout_uri: input.backchannelLogoutUri, backchannel_logout_session_required: true }
+      : {}),
+    scope: input.scopes.join(' '),
+    token_endpoint_auth_method: input.public ? 'none' : (input.authMethod ?? 'client_secret_basic'),
+    // Without a redirect URI there is no sector to pair identifiers with, and no user either.
+    subject_type: usesCode ? input.subjectType : 'public',
+    first_party: input.firstParty,
+  };
+}
+
+function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration {
+  return {
+    name: String(metadata['client_name'] ?? metadata.client_id),
+    redirectUris: (metadata['redirect_uris'] as string[] | undefined) ?? [],
+    postLogoutRedirectUris: (metadata['post_logout_redirect_uris'] as string[] | undefined) ?? [],
+    backchannelLogoutUri: metadata['backchannel_logout_uri'] as string | undefined,
+    scopes: String(metadata['scope'] ?? '')
+      .split(' ')
+      .filter(Boolean) as ParsedRegistration['scopes'],
+    subjectType: (metadata['subject_type'] as 'pairwise' | 'public' | undefined) ?? 'pairwise',
+    public: metadata['token_endpoint_auth_method'] === 'none',
+    authMethod: metadata['token_endpoint_auth_method'] as ParsedRegistration['authMethod'],
+    grantTypes: (metadata['grant_types'] as ParsedRegistration['grantTypes'] | undefined) ?? ['authorization_code'],
+    firstParty: metadata['first_party'] === true,
+  };
+}
+
+interface ClientRow {
+  id: string;
+  metadata: ClientMetadata;
+  created_at: Date;
+  updated_at: Date;
+  [key: string]: unknown;
+}
+
+function toView(row: ClientRow): ClientView {
+  const m = row.metadata;
+  const registration = registrationFromMetadata(m);
+  return {
+    clientId: row.id,
+    name: registration.name,
+    public: registration.public,
+    authMethod: String(m['token_endpoint_auth_method'] ?? 'client_secret_basic'),
+    redirectUris: registration.redirectUris,
+    postLogoutRedirectUris: registration.postLogoutRedirectUris,
+    backchannelLogoutUri: registration.backchannelLogoutUri ?? null,
+    scopes: registration.scopes,
+    grantTypes: registration.grantTypes,
+    subjectType: String(m['subject_type'] ?? 'pairwise'),
+    firstParty: registration.firstParty,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+async function findClientRow(db: Queryable, clientId: string): Promise<ClientRow> {
+  const { rows } = await db.query<ClientRow>('SELECT id, metadata, created_at, updated_at FROM clients WHERE id = $1', [clientId]);
+  if (!rows[0]) throw new NotFound(`no client with id ${clientId}`);
+  return rows[0];
+}
+
+export interface RegisteredClient {
+  client: ClientView;
+  /** Shown once; only its holder can present it again. */
+  clientSecret: string | undefined;
+}
+
+export async function registerClient(db: Queryable, input: ClientRegistration, validate: MetadataValidator): Promise<RegisteredClient> {
+  const registration = parseOrThrow(clientRegistrationSchema, input);
+  const secret = registration.public ? undefined : newSecret();
+  const metadata = toMetadata(newClientId(), registration, secret);
+  await validate(metadata);
+  const { rows } = await db.query<ClientRow>(
+    'INSERT INTO clients (id, metadata) VALUES ($1, $2) RETURNING id, metadata, created_at, updated_at',
+    [metadata.client_id, metadata],
+  );
+  return { client: toView(rows[0]!), clientSecret: secret };
+}
+
+export async function listClients(db: Queryable): Promise<ClientView[]> {
+  const { rows } = await db.query<ClientRow>('SELECT id, metadata, created_at, updated_at FROM clients ORDER BY created_at, id');
+  return rows.map(toView);
+}
+
+export async function getClient(db: Queryable, clientId: string): Promise<ClientView> {
+  return toView(await findClientRow(db, clientId));
+}
+
+export async function updateClient(
+  db: Database,
+  clientId: string,
+  changes: ClientUpdate,
+  validate: MetadataValidator,
+): Promise<ClientView> {
+  const patch = parseOrThrow(clientUpdateSchema, changes);
+  if (Object.values(patch).every((value) => value === undefined)) throw new InvalidInput('nothing to update');
+  return db.transaction(async (tx) => {
+    const row = await findClientRow(tx, clientId);
+    const current = registrationFromMetadata(row.metadata);
+    const merged = parseOrThrow(clientRegistrationSchema, {
+      ...current,
+      ...Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)),
+      backchannelLogoutUri: patch.backchannelLogoutUri === null ? undefined : (patch.backchannelLogoutUri ?? current.backchannelLogoutUri),
+    });
+    const metadata = toMetadata(clientId, merged, row.metadata.client_secret);
+    await validate(metadata);
+    const { rows } = await tx.query<ClientRow>(
+      'UPDATE clients SET metadata = $2, updated_at = now() WHERE id = $1 RETURNING id, metadata, created_at, updated_at',
+      [clientId, metadata],
+    );
+    return toView(rows[0]!);
+  });
+}
+
+export async function rotateClientSecret(db: Database, clientId: string): Promise<RegisteredClient> {
+  return db.transaction(async (tx) => {
+    const row = await findClientRow(tx, clientId);
+    if (row.metadata['token_endpoint_auth_method'] === 'none') throw new InvalidInput('a public client has no secret');
+    const secret = newSecret();
+    const { rows } = await tx.query<ClientRow>(
+      `UPDATE clients SET metadata = jsonb_set(metadata, '{client_secret}', to_jsonb($2::text)), updated_at = now()
+       WHERE id = $1 RETURNING id, metadata, created_at, updated_at`,
+      [clientId, secret],
+    );
+    return { client: toView(rows[0]!), clientSecret: secret };
+  });
+}
+
+/** Removes the client and everything issued to it (grants, codes, tokens) in one transaction. */
+export async function removeClient(db: Database, clientId: string): Promise<void> {
+  await db.transaction(async (tx) => {
+    const { rowCount } = await tx.query('DELETE FROM clients WHERE id = $1', [clientId]);
+    if (!rowCount) throw new NotFound(`no client with id ${clientId}`);
+    await tx.query('DELETE FROM oidc_payloads WHERE client_id = $1', [clientId]);
+  });
+}

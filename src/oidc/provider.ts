@@ -1,0 +1,163 @@
+import { createHmac } from 'node:crypto';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config.js';
+import type { Database } from '../db/index.js';
+import type { Logger } from '../logger.js';
+import { findAccountById } from '../accounts/store.js';
+import type { MetadataValidator } from '../clients/store.js';
+import { InvalidInput } from '../errors.js';
+import { createAdapterFactory } from './adapter.js';
+import { accountClaims, claimsByScope, supportedScopes } from '../accounts/claims.js';
+import { loadSigningKeys } from './keys.js';
+import { loadServerSecrets } from './secrets.js';
+
+/** Pages oidc-provider renders itself; the http layer supplies them so all pages share one look. */
+export interface ProviderPages {
+  renderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error): Promise<void>;
+  logoutConfirmation(ctx: KoaContextWithOIDC, form: string): Promise<void>;
+  logoutSuccess(ctx: KoaContextWithOIDC): Promise<void>;
+}
+
+export interface BuiltProvider {
+  provider: Provider;
+  cookieKeys: string[];
+}
+
+export function isFirstParty(client: { [key: string]: unknown } | undefined): boolean {
+  return client?.['first_party'] === true;
+}
+
+/** Requested OIDC scopes the client is registered for; the ones a first-party client gets without asking. */
+function permittedScopes(requested: string, clientScope: string | undefined): string[] {
+  const allowed = new Set((clientScope ?? '').split(' '));
+  return requested.split(' ').filter((scope) => allowed.has(scope));
+}
+
+export async function buildProvider(config: Config, db: Database, logger: Logger, pages: ProviderPages): Promise<BuiltProvider> {
+  const [jwks, secrets] = await Promise.all([loadSigningKeys(db), loadServerSecrets(db, config)]);
+
+  const configuration: Configuration = {
+    adapter: createAdapterFactory(db),
+    clients: [],
+    jwks: jwks as Configuration['jwks'],
+    cookies: {
+      keys: secrets.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    scopes: [...supportedScopes],
+    claims: Object.fromEntries(Object.entries(claimsByScope).map(([scope, claims]) => [scope, [...claims]])),
+    conformIdTokenClaims: true,
+    subjectTypes: ['public', 'pairwise'],
+    responseTypes: ['code'],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: 'RS256',
+      subject_type: 'pairwise',
+    },
+    extraClientMetadata: {
+      properties: ['first_party'],
+      validator(_ctx, key, value, metadata) {
+        if (key === 'first_party') {
+          if (value === undefined) metadata['first_party'] = false;
+          else if (typeof value !== 'boolean') throw new TypeError('first_party must be a boolean');
+        }
+      },
+    },
+    // Stable per (sector, account), unlinkable across sectors without the salt.
+    async pairwiseIdentifier(_ctx, accountId, client) {
+      return createHmac('sha256', secrets.pairwiseSalt).update(`${client.sectorIdentifier}\0${accountId}`).digest('base64url');
+    },
+    async findAccount(_ctx, sub) {
+      const account = await findAccountById(db, sub);
+      if (!account) return undefined;
+      return {
+        accountId: account.id,
+        async claims(_use, _scope, _claims, _rejected) {
+          return accountClaims(account, account.id) as { sub: string };
+        },
+      };
+    },
+    pkce: { required: (_ctx, client) => client.clientAuthMethod === 'none' },
+    clientBasedCORS(_ctx, origin, client) {
+      if (client.clientAuthMethod !== 'none') return false;
+      return (client.redirectUris ?? []).some((uri) => URL.parse(uri)?.origin === origin);
+    },
+    features: {
+      devInteractions: { enabled: false },
+      // A service may introspect or revoke only tokens issued to itself: one service must not
+      // learn about a user's tokens at another.
+      revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
+      introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
+      clientCredentials: { enabled: true },
+      backchannelLogout: { enabled: true },
+      userinfo: { enabled: true },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: (ctx, form) => pages.logoutConfirmation(ctx, form),
+        postLogoutSuccessSource: (ctx) => pages.logoutSuccess(ctx),
+      },
+    },
+    renderError: (ctx, out, error) => pages.renderError(ctx, out, error),
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    rotateRefreshToken: true,
+    async issueRefreshToken(_ctx, client) {
+      return client.grantTypeAllowed('refresh_token');
+    },
+    // First-party services skip the consent page: their grant is created (or topped up) here.
+    async loadExistingGrant(ctx) {
+      const { client, session } = ctx.oidc;
+      if (!client || !session?.accountId) return undefined;
+      const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      if (!isFirstParty(client as unknown as { [key: string]: unknown })) return existing;
+      const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+      const requested = String(ctx.oidc.params?.['scope'] ?? 'openid');
+      grant.addOIDCScope(permittedScopes(requested, client.scope).join(' '));
+      await grant.save();
+      return grant;
+    },
+    ttl: {
+      AccessToken: config.ttl.accessToken,
+      AuthorizationCode: config.ttl.authorizationCode,
+      ClientCredentials: config.ttl.clientCredentials,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Interaction: config.ttl.interaction,
+      Session: config.ttl.session,
+      Grant: config.ttl.grant,
+    },
+    enableHttpPostMethods: false,
+    ...(config.allowPrivateNetworkFetch
+      ? {
+          // Back-channel logout to services on loopback/private addresses (development, tests).
+          fetch: (url: string | URL | Request, options?: RequestInit) => {
+            if (options) delete (options as { dispatcher?: unknown }).dispatcher;
+            return fetch(url, options);
+          },
+        }
+      : {}),
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'oidc-provider server error'));
+  provider.on('backchannel.error', (_ctx, error, client) =>
+    logger.warn({ clientId: client.clientId, err: error.message }, 'back-channel logout failed'),
+  );
+  return { provider, cookieKeys: secrets.cookieKeys };
+}
+
+/** Validates client metadata with oidc-provider's own rules, so the CLI never stores a client the server would reject. */
+export function clientMetadataValidator(provider: Provider): MetadataValidator {
+  return async (metadata) => {
+    try {
+      await provider.Client.validate(metadata as never);
+    } catch (error) {
+      const description = (error as { error_description?: string }).error_description ?? (error as Error).message;
+      throw new InvalidInput(`invalid client metadata: ${description}`);
+    }
+  };
+}
