@@ -1,0 +1,154 @@
+import {
+  listClients,
+  getClient,
+  registerClient,
+  removeClient,
+  rotateClientSecret,
+  updateClient,
+  type ClientView,
+} from '../../clients/store.js';
+import type { Command, OptionSpec, ParsedValues } from '../command.js';
+import { describeRecord, describeTable } from '../output.js';
+
+const metadataOptions: OptionSpec = {
+  name: { type: 'string' },
+  'redirect-uri': { type: 'string', multiple: true },
+  'post-logout-redirect-uri': { type: 'string', multiple: true },
+  'backchannel-logout-uri': { type: 'string' },
+  scope: { type: 'string', multiple: true },
+  'subject-type': { type: 'string' },
+  'grant-type': { type: 'string', multiple: true },
+  'first-party': { type: 'boolean' },
+};
+
+/** --scope may be repeated or space/comma separated: --scope "openid profile". */
+function splitList(values: unknown): string[] | undefined {
+  if (!Array.isArray(values)) return undefined;
+  return values.flatMap((value) => String(value).split(/[\s,]+/)).filter(Boolean);
+}
+
+function metadataFromFlags(values: ParsedValues) {
+  return {
+    name: values['name'] as string | undefined,
+    redirectUris: values['redirect-uri'] as string[] | undefined,
+    postLogoutRedirectUris: values['post-logout-redirect-uri'] as string[] | undefined,
+    scopes: splitList(values['scope']) as never,
+    subjectType: values['subject-type'] as never,
+    grantTypes: splitList(values['grant-type']) as never,
+    firstParty: values['first-party'] as boolean | undefined,
+  };
+}
+
+function clientText(client: ClientView, secret?: string): string {
+  const lines = describeRecord({
+    client_id: client.clientId,
+    name: client.name,
+    type: client.public ? 'public (PKCE, no secret)' : `confidential (${client.authMethod})`,
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    backchannel_logout_uri: client.backchannelLogoutUri,
+    scopes: client.scopes,
+    grant_types: client.grantTypes,
+    subject_type: client.subjectType,
+    first_party: client.firstParty ? 'yes (no consent page)' : 'no',
+    created_at: client.createdAt,
+  });
+  return secret ? `${lines}\n\nclient_secret  ${secret}\nThe secret is shown only now. Store it in the service's secret store.` : lines;
+}
+
+export const clientCommands: Command[] = [
+  {
+    name: 'clients add',
+    usage:
+      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party]',
+    summary: 'register a service; prints its client_id and (once) its secret',
+    options: { ...metadataOptions, public: { type: 'boolean' }, 'auth-method': { type: 'string' } },
+    async run(runtime, values) {
+      const { client, clientSecret } = await registerClient(
+        runtime.db,
+        {
+          ...metadataFromFlags(values),
+          name: (values['name'] as string | undefined) ?? '',
+          backchannelLogoutUri: values['backchannel-logout-uri'] as string | undefined,
+          public: values['public'] === true,
+          authMethod: values['auth-method'] as never,
+        },
+        await runtime.clientValidator(),
+      );
+      return { json: { ...client, clientSecret: clientSecret ?? null }, text: clientText(client, clientSecret) };
+    },
+  },
+  {
+    name: 'clients list',
+    usage: 'idp clients list',
+    summary: 'list registered services',
+    options: {},
+    async run(runtime) {
+      const clients = await listClients(runtime.db);
+      return {
+        json: clients,
+        text: describeTable(
+          clients.map((c) => ({
+            client_id: c.clientId,
+            name: c.name,
+            type: c.public ? 'public' : 'confidential',
+            subject: c.subjectType,
+            first_party: c.firstParty ? 'yes' : 'no',
+          })),
+          ['client_id', 'name', 'type', 'subject', 'first_party'],
+        ),
+      };
+    },
+  },
+  {
+    name: 'clients show',
+    usage: 'idp clients show <client_id>',
+    summary: 'show one service (never its secret)',
+    options: {},
+    positionals: ['client_id'],
+    async run(runtime, _values, [clientId]) {
+      const client = await getClient(runtime.db, clientId!);
+      return { json: client, text: clientText(client) };
+    },
+  },
+  {
+    name: 'clients update',
+    usage:
+      'idp clients update <client_id> [--name ..] [--redirect-uri ..].. [--backchannel-logout-uri <uri>|""] [--scope ..].. [--grant-type ..].. [--subject-type ..] [--first-party|--no-first-party]',
+    summary: 'change a service; list flags replace the whole list',
+    options: metadataOptions,
+    positionals: ['client_id'],
+    async run(runtime, values, [clientId]) {
+      const backchannel = values['backchannel-logout-uri'] as string | undefined;
+      const client = await updateClient(
+        runtime.db,
+        clientId!,
+        { ...metadataFromFlags(values), backchannelLogoutUri: backchannel === '' ? null : backchannel },
+        await runtime.clientValidator(),
+      );
+      return { json: client, text: clientText(client) };
+    },
+  },
+  {
+    name: 'clients rotate-secret',
+    usage: 'idp clients rotate-secret <client_id>',
+    summary: 'issue a new secret; the old one stops working at once',
+    options: {},
+    positionals: ['client_id'],
+    async run(runtime, _values, [clientId]) {
+      const { client, clientSecret } = await rotateClientSecret(runtime.db, clientId!);
+      return { json: { clientId: client.clientId, clientSecret }, text: clientText(client, clientSecret) };
+    },
+  },
+  {
+    name: 'clients remove',
+    usage: 'idp clients remove <client_id>',
+    summary: 'remove a service and revoke everything issued to it',
+    options: {},
+    positionals: ['client_id'],
+    async run(runtime, _values, [clientId]) {
+      await removeClient(runtime.db, clientId!);
+      return { json: { clientId, removed: true }, text: `removed client ${clientId}` };
+    },
+  },
+];

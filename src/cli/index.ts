@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import type { Command } from './command.js';
+import { accountCommands } from './commands/accounts.js';
+import { clientCommands } from './commands/clients.js';
+import { databaseCommands } from './commands/db.js';
+import { exitCodeForError, oneLine, UsageError } from './output.js';
+import { openCliRuntime, type CliRuntime } from './runtime.js';
+
+const commands: Command[] = [...clientCommands, ...accountCommands, ...databaseCommands];
+
+// oidc-provider warns at import that Node 20 is not its preferred runtime (see README).
+// The CLI keeps stderr for one-line errors, so that single known notice is dropped here.
+const originalWarn = console.warn;
+console.warn = (...args: unknown[]) => {
+  if (typeof args[0] === 'string' && args[0].includes('oidc-provider WARNING: Unsupported runtime')) return;
+  originalWarn(...args);
+};
+
+function helpText(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'usage: idp <command> [options] [--json]',
+    '',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Every command accepts --json. Settings come from the environment (DATABASE_URL, ...), as for the server.',
+  ].join('\n');
+}
+
+function findCommand(argv: string[]): { command: Command; rest: string[] } {
+  const [group, action, ...rest] = argv;
+  const command = commands.find((c) => c.name === `${group} ${action}`);
+  if (!command) {
+    const known = group ? commands.filter((c) => c.name.startsWith(`${group} `)).map((c) => c.name.split(' ')[1]) : [];
+    throw new UsageError(
+      known.length
+        ? `unknown command '${group} ${action ?? ''}'; try one of: ${known.join(', ')}`
+        : `unknown command '${argv.join(' ')}'; run 'idp --help'`,
+    );
+  }
+  return { command, rest };
+}
+
+function parse(command: Command, rest: string[]) {
+  try {
+    const { values, positionals } = parseArgs({
+      args: rest,
+      options: { ...command.options, json: { type: 'boolean' }, help: { type: 'boolean' } },
+      strict: true,
+      allowPositionals: true,
+      allowNegative: true,
+    });
+    const expected = command.positionals ?? [];
+    if (!values.help && positionals.length !== expected.length) {
+      throw new UsageError(
+        `expected ${expected.length ? expected.map((p) => `<${p}>`).join(' ') : 'no arguments'}; usage: ${command.usage}`,
+      );
+    }
+    return { values, positionals };
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    // parseArgs errors: unknown option, missing value. Keep its first sentence.
+    throw new UsageError(`${oneLine(error).split('. ')[0]}; usage: ${command.usage}`);
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' || argv[0] === '-h') {
+    process.stdout.write(`${helpText()}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const wantsJson = argv.includes('--json');
+  let runtime: CliRuntime | undefined;
+  try {
+    const { command, rest } = findCommand(argv);
+    const { values, positionals } = parse(command, rest);
+    if (values.help) {
+      process.stdout.write(`usage: ${command.usage}\n${command.summary}\n`);
+      return 0;
+    }
+    runtime = await openCliRuntime({ migrate: command.migrate !== false });
+    const result = await command.run(runtime, values, positionals);
+    process.stdout.write(wantsJson ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
+    return 0;
+  } catch (error) {
+    const code = exitCodeForError(error);
+    const message = oneLine(error);
+    process.stderr.write(wantsJson ? `${JSON.stringify({ error: message, exitCode: code })}\n` : `idp: ${message}\n`);
+    return code;
+  } finally {
+    await runtime?.db.close().catch(() => undefined);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));
