@@ -1,0 +1,60 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Provider from 'oidc-provider';
+import { inject } from 'vitest';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createPostgresDatabase, type Database } from '../../src/db/index.js';
+import { createApp } from '../../src/http/app.js';
+import { createLogger } from '../../src/logger.js';
+import { clientMetadataValidator } from '../../src/oidc/provider.js';
+import type { MetadataValidator } from '../../src/clients/store.js';
+
+export interface TestServer {
+  issuer: string;
+  config: Config;
+  db: Database;
+  provider: Provider;
+  server: Server;
+  validator: MetadataValidator;
+  close(): Promise<void>;
+}
+
+export function testDatabase(): Database {
+  return createPostgresDatabase(inject('databaseUrl'), { poolMax: 5, logger: createLogger({ logLevel: 'silent' }) });
+}
+
+/**
+ * The real app on a real port of 127.0.0.1 over the run's database. The issuer is the
+ * exact URL clients use (127.0.0.1, never localhost).
+ */
+export async function startTestServer(options: { env?: Record<string, string>; db?: Database } = {}): Promise<TestServer> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const issuer = `http://127.0.0.1:${port}`;
+  const config = loadConfig({
+    DATABASE_URL: inject('databaseUrl'),
+    PORT: String(port),
+    ISSUER: issuer,
+    LOG_LEVEL: 'silent',
+    ALLOW_PRIVATE_NETWORK_FETCH: 'true',
+    ...options.env,
+  });
+  const logger = createLogger(config);
+  const db = options.db ?? createPostgresDatabase(config.databaseUrl!, { poolMax: 5, logger });
+  const { app, provider } = await createApp(config, db, logger);
+  server.on('request', app.callback());
+  return {
+    issuer,
+    config,
+    db,
+    provider,
+    server,
+    validator: clientMetadataValidator(provider),
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (!options.db) await db.close();
+    },
+  };
+}
