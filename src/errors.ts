@@ -23,6 +23,8 @@ export class Conflict extends DomainError {
 /** A dependency (the database) is not reachable; retrying later may succeed. */
 export class Unavailable extends DomainError {
   override name = 'Unavailable';
+  // Read by oidc-provider's own error handler, which answers with err.statusCode.
+  readonly statusCode = 503;
 }
 
 export class ConfigError extends DomainError {

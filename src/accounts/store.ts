@@ -113,11 +113,13 @@ export async function createAccount(db: Queryable, input: NewAccount): Promise<A
 }
 
 export async function findAccountById(db: Queryable, id: string): Promise<Account | undefined> {
+  if (id.includes('\u0000')) return undefined;
   const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE id = $1`, [id]);
   return rows[0] ? toAccount(rows[0]) : undefined;
 }
 
 export async function findAccountByEmail(db: Queryable, email: string): Promise<Account | undefined> {
+  if (email.includes('\u0000')) return undefined;
   const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE lower(email) = lower($1)`, [email.trim()]);
   return rows[0] ? toAccount(rows[0]) : undefined;
 }
@@ -143,6 +145,7 @@ export async function listAccounts(db: Queryable, options: { limit: number; offs
  * when the stored hash uses older parameters.
  */
 export async function authenticate(db: Queryable, email: string, password: string): Promise<Account | undefined> {
+  if (email.includes('\u0000')) email = ''; // cannot match; still pays the dummy verification below
   const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE lower(email) = lower($1)`, [email.trim()]);
   const row = rows[0];
   const matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);

@@ -7,6 +7,11 @@ import type { Database } from '../db/index.js';
  * Client model reads the `clients` table the admin CLI writes. This is the only code that
  * knows the tables of protocol artefacts.
  */
+/** Postgres text cannot hold NUL, so an identifier containing one was never stored. */
+function storable(value: string): boolean {
+  return typeof value === 'string' && !value.includes('\u0000');
+}
+
 export function createAdapterFactory(db: Database) {
   return class PostgresAdapter implements Adapter {
     constructor(readonly model: string) {}
@@ -43,6 +48,7 @@ export function createAdapterFactory(db: Database) {
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
+      if (!storable(id)) return undefined;
       if (this.model === 'Client') {
         const { rows } = await db.query<{ metadata: AdapterPayload }>('SELECT metadata FROM clients WHERE id = $1', [id]);
         return rows[0]?.metadata;
@@ -59,6 +65,7 @@ export function createAdapterFactory(db: Database) {
     }
 
     private async findWhere(condition: string, value: string): Promise<AdapterPayload | undefined> {
+      if (!storable(value)) return undefined;
       const { rows } = await db.query<{ payload: AdapterPayload; consumed: number | null }>(
         `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
          WHERE model = $1 AND ${condition} AND (expires_at IS NULL OR expires_at > now())`,

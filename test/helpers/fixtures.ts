@@ -7,7 +7,10 @@ export function uniqueEmail(prefix = 'user'): string {
   return `${prefix}-${randomBytes(6).toString('hex')}@example.test`;
 }
 
-export async function createTestAccount(db: Database, overrides: Partial<Parameters<typeof createAccount>[1]> = {}): Promise<Account & { password: string }> {
+export async function createTestAccount(
+  db: Database,
+  overrides: Partial<Parameters<typeof createAccount>[1]> = {},
+): Promise<Account & { password: string }> {
   const password = overrides.password ?? `pw-${randomBytes(8).toString('hex')}`;
   const account = await createAccount(db, {
     email: uniqueEmail(),
@@ -22,7 +25,11 @@ export async function createTestAccount(db: Database, overrides: Partial<Paramet
   return { ...account, password };
 }
 
-export async function createTestClient(db: Database, validate: MetadataValidator, overrides: Partial<ClientRegistration> = {}): Promise<RegisteredClient> {
+export async function createTestClient(
+  db: Database,
+  validate: MetadataValidator,
+  overrides: Partial<ClientRegistration> = {},
+): Promise<RegisteredClient> {
   return registerClient(
     db,
     {

@@ -12,7 +12,10 @@ export interface PageResponse {
 export class UserAgent {
   readonly jar = new CookieJar();
 
-  async request(url: string, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<PageResponse> {
+  async request(
+    url: string,
+    init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {},
+  ): Promise<PageResponse> {
     const headers = new Headers(init.headers);
     headers.set('accept', 'text/html');
     const cookie = await this.jar.getCookieString(url);
@@ -87,7 +90,12 @@ export async function completeAuthorization(
     if (login && options.registerName) {
       pages.push('register');
       const registerPage = await agent.request(origin + login.replace(/\/login$/, '/register'));
-      const form = { _csrf: hiddenField(registerPage.body, '_csrf'), email: options.email, password: options.password, name: options.registerName };
+      const form = {
+        _csrf: hiddenField(registerPage.body, '_csrf'),
+        email: options.email,
+        password: options.password,
+        name: options.registerName,
+      };
       next = await agent.follow(origin + login.replace(/\/login$/, '/register'), redirectUri, { form });
       options = { ...options, registerName: undefined };
     } else if (login) {

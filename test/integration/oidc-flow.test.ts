@@ -79,11 +79,25 @@ describe('OpenID Connect with a real relying-party library', () => {
 
     // Fresh grant for introspection and revocation.
     const second = await startAuthorization(config, redirectUri, 'openid profile');
-    const again = await completeAuthorization(agent, second.url.href, redirectUri, { email: account.email, password: account.password, consent: 'allow' });
+    const again = await completeAuthorization(agent, second.url.href, redirectUri, {
+      email: account.email,
+      password: account.password,
+      consent: 'allow',
+    });
     expect(again.pages).toEqual(['consent']); // already signed in; profile is a new scope
-    const tokens2 = await oidc.authorizationCodeGrant(config, again.callback, { pkceCodeVerifier: second.verifier, expectedState: second.state, expectedNonce: second.nonce });
+    const tokens2 = await oidc.authorizationCodeGrant(config, again.callback, {
+      pkceCodeVerifier: second.verifier,
+      expectedState: second.state,
+      expectedNonce: second.nonce,
+    });
     const profile = await oidc.fetchUserInfo(config, tokens2.access_token, tokens2.claims()!.sub);
-    expect(profile).toMatchObject({ name: account.name, given_name: 'Test', family_name: 'Person', locale: 'en', updated_at: expect.any(Number) });
+    expect(profile).toMatchObject({
+      name: account.name,
+      given_name: 'Test',
+      family_name: 'Person',
+      locale: 'en',
+      updated_at: expect.any(Number),
+    });
     expect(profile).not.toHaveProperty('email');
 
     const active = await oidc.tokenIntrospection(config, tokens2.access_token);
@@ -103,7 +117,9 @@ describe('OpenID Connect with a real relying-party library', () => {
     expect(confirm.body).toContain('Sign out');
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
     const action = /action="([^"]+)"/.exec(confirm.body)![1]!;
-    const done = await agent.follow(new URL(action, server.issuer).href, client.postLogoutRedirectUris[0]!, { form: { xsrf, logout: 'yes' } });
+    const done = await agent.follow(new URL(action, server.issuer).href, client.postLogoutRedirectUris[0]!, {
+      form: { xsrf, logout: 'yes' },
+    });
     expect(done).toEqual({ stoppedAt: `${client.postLogoutRedirectUris[0]}?state=bye` });
 
     // Signed out: the next authorization asks for the password again.
@@ -122,9 +138,17 @@ describe('OpenID Connect with a real relying-party library', () => {
       const config = await discover(registered.client.clientId, registered.clientSecret);
       const redirectUri = registered.client.redirectUris[0]!;
       const request = await startAuthorization(config, redirectUri, 'openid');
-      const { callback, pages } = await completeAuthorization(agent, request.url.href, redirectUri, { email: account.email, password: account.password, consent: 'allow' });
+      const { callback, pages } = await completeAuthorization(agent, request.url.href, redirectUri, {
+        email: account.email,
+        password: account.password,
+        consent: 'allow',
+      });
       expect(pages).toEqual(index === 0 ? ['login', 'consent'] : ['consent']);
-      const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce });
+      const tokens = await oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: request.verifier,
+        expectedState: request.state,
+        expectedNonce: request.nonce,
+      });
       subs.push(tokens.claims()!.sub);
     }
     expect(subs[0]).not.toBe(subs[1]);
@@ -132,8 +156,16 @@ describe('OpenID Connect with a real relying-party library', () => {
 
   it('gives public-subject services the same sub, and skips consent for first-party services', async () => {
     const account = await createTestAccount(server.db);
-    const a = await createTestClient(server.db, server.validator, { redirectUris: ['http://127.0.0.1:9003/cb'], subjectType: 'public', firstParty: true });
-    const b = await createTestClient(server.db, server.validator, { redirectUris: ['http://127.0.0.1:9004/cb'], subjectType: 'public', firstParty: true });
+    const a = await createTestClient(server.db, server.validator, {
+      redirectUris: ['http://127.0.0.1:9003/cb'],
+      subjectType: 'public',
+      firstParty: true,
+    });
+    const b = await createTestClient(server.db, server.validator, {
+      redirectUris: ['http://127.0.0.1:9004/cb'],
+      subjectType: 'public',
+      firstParty: true,
+    });
     const agent = new UserAgent();
     const subs: string[] = [];
     const pagesSeen: string[][] = [];
@@ -141,9 +173,16 @@ describe('OpenID Connect with a real relying-party library', () => {
       const config = await discover(registered.client.clientId, registered.clientSecret);
       const redirectUri = registered.client.redirectUris[0]!;
       const request = await startAuthorization(config, redirectUri, 'openid profile');
-      const { callback, pages } = await completeAuthorization(agent, request.url.href, redirectUri, { email: account.email, password: account.password });
+      const { callback, pages } = await completeAuthorization(agent, request.url.href, redirectUri, {
+        email: account.email,
+        password: account.password,
+      });
       pagesSeen.push(pages);
-      const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce });
+      const tokens = await oidc.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: request.verifier,
+        expectedState: request.state,
+        expectedNonce: request.nonce,
+      });
       subs.push(tokens.claims()!.sub);
       expect(await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub)).toMatchObject({ name: account.name });
     }
@@ -153,7 +192,10 @@ describe('OpenID Connect with a real relying-party library', () => {
 
   it('lets a public client (PKCE, no secret) sign in and requires PKCE from it', async () => {
     const account = await createTestAccount(server.db);
-    const { client, clientSecret } = await createTestClient(server.db, server.validator, { public: true, redirectUris: ['http://127.0.0.1:9005/cb'] });
+    const { client, clientSecret } = await createTestClient(server.db, server.validator, {
+      public: true,
+      redirectUris: ['http://127.0.0.1:9005/cb'],
+    });
     expect(clientSecret).toBeUndefined();
     const config = await discover(client.clientId, undefined);
     const redirectUri = client.redirectUris[0]!;
@@ -163,8 +205,16 @@ describe('OpenID Connect with a real relying-party library', () => {
     expect('stoppedAt' in refused && new URL(refused.stoppedAt).searchParams.get('error')).toBe('invalid_request');
 
     const request = await startAuthorization(config, redirectUri, 'openid email');
-    const { callback } = await completeAuthorization(new UserAgent(), request.url.href, redirectUri, { email: account.email, password: account.password, consent: 'allow' });
-    const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: request.verifier, expectedState: request.state, expectedNonce: request.nonce });
+    const { callback } = await completeAuthorization(new UserAgent(), request.url.href, redirectUri, {
+      email: account.email,
+      password: account.password,
+      consent: 'allow',
+    });
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: request.verifier,
+      expectedState: request.state,
+      expectedNonce: request.nonce,
+    });
     expect(tokens.claims()!.aud).toBe(client.clientId);
   });
 
@@ -194,6 +244,9 @@ describe('OpenID Connect with a real relying-party library', () => {
     expect(tokens.access_token).toEqual(expect.any(String));
     expect(tokens.token_type.toLowerCase()).toBe('bearer');
     const wrong = await discover(client.clientId, 'not-the-secret');
-    await expect(oidc.clientCredentialsGrant(wrong)).rejects.toMatchObject({ status: 401, cause: [{ parameters: { error: 'invalid_client' } }] });
+    await expect(oidc.clientCredentialsGrant(wrong)).rejects.toMatchObject({
+      status: 401,
+      cause: [{ parameters: { error: 'invalid_client' } }],
+    });
   });
 });
