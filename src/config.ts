@@ -57,6 +57,12 @@ const environmentSchema = z.object({
   SWEEP_INTERVAL_SECONDS: seconds(60),
   SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100000).default(5000),
   SHUTDOWN_TIMEOUT_SECONDS: seconds(10),
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).default(10),
+  LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
+  LOGIN_FAILURE_WINDOW_SECONDS: seconds(900),
+  LOGIN_LOCK_SECONDS: seconds(900),
+  REGISTRATIONS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
+  TOKEN_FAILURES_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(60),
 });
 
 export type Config = Readonly<{
@@ -84,6 +90,16 @@ export type Config = Readonly<{
   sweepIntervalSeconds: number;
   sweepBatchSize: number;
   shutdownTimeoutSeconds: number;
+  rateLimits: RateLimits;
+}>;
+
+export type RateLimits = Readonly<{
+  loginFailuresPerAccount: number;
+  loginFailuresPerIp: number;
+  loginFailureWindowSeconds: number;
+  loginLockSeconds: number;
+  registrationsPerIpPerHour: number;
+  tokenFailuresPerIpPerMinute: number;
 }>;
 
 function describeIssues(error: z.ZodError): string {
@@ -124,6 +140,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
     sweepBatchSize: e.SWEEP_BATCH_SIZE,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
+    rateLimits: Object.freeze({
+      loginFailuresPerAccount: e.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+      loginFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
+      loginFailureWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
+      loginLockSeconds: e.LOGIN_LOCK_SECONDS,
+      registrationsPerIpPerHour: e.REGISTRATIONS_PER_IP_PER_HOUR,
+      tokenFailuresPerIpPerMinute: e.TOKEN_FAILURES_PER_IP_PER_MINUTE,
+    }),
   });
 }
 

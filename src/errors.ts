@@ -27,6 +27,16 @@ export class Unavailable extends DomainError {
   readonly statusCode = 503;
 }
 
+/** A limit was reached (credential stuffing, brute force); retry after the given time. */
+export class TooManyAttempts extends DomainError {
+  override name = 'TooManyAttempts';
+  constructor(readonly retryAfterSeconds: number) {
+    super(
+      `Too many attempts. Try again in ${retryAfterSeconds < 90 ? `${Math.max(1, retryAfterSeconds)} seconds` : `${Math.ceil(retryAfterSeconds / 60)} minutes`}.`,
+    );
+  }
+}
+
 export class ConfigError extends DomainError {
   override name = 'ConfigError';
 }

@@ -16,6 +16,8 @@ import { registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
 import { viewsDirectory } from './render.js';
 import { requestLogging } from './request-log.js';
+import { Throttle } from '../security/throttle.js';
+import { tokenEndpointThrottle } from './token-throttle.js';
 
 function securityHeaders(config: Config) {
   const secure = isSecureIssuer(config);
@@ -72,10 +74,12 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
 
   const health = healthRoutes(db);
   const styles = stylesheetRoute();
-  const interactions = interactionRoutes(provider, db);
+  const throttle = new Throttle(db, config.rateLimits);
+  const interactions = interactionRoutes(provider, db, throttle);
   app.use(health.routes());
   app.use(styles.routes());
   app.use(interactions.routes()).use(interactions.allowedMethods());
+  app.use(tokenEndpointThrottle(throttle));
   app.use(mount(provider));
   return { app, provider };
 }

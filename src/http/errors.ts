@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
-import { Conflict, DomainError, InvalidInput, NotFound, Unavailable } from '../errors.js';
+import { Conflict, DomainError, InvalidInput, NotFound, TooManyAttempts, Unavailable } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { renderPage } from './render.js';
 
@@ -10,6 +10,7 @@ export function statusForError(error: unknown): number {
   if (error instanceof NotFound) return 404;
   if (error instanceof Conflict) return 409;
   if (error instanceof Unavailable) return 503;
+  if (error instanceof TooManyAttempts) return 429;
   if (error instanceof oidcErrors.OIDCProviderError) return error.status;
   const status = (error as { status?: unknown; expose?: unknown }).status;
   // Koa/http-errors for malformed requests (bad JSON, body too large, bad content type).
@@ -47,6 +48,7 @@ export function errorBoundary(logger: Logger) {
       if (status >= 500) log.error({ err: error }, 'request failed');
       const message = userMessage(error, status);
       if (status === 503) ctx.set('retry-after', '5');
+      if (error instanceof TooManyAttempts) ctx.set('retry-after', String(error.retryAfterSeconds));
       if (wantsHtml(ctx)) {
         renderPage(
           ctx,
@@ -56,7 +58,9 @@ export function errorBoundary(logger: Logger) {
         );
       } else {
         ctx.status = status;
-        ctx.body = { error: status >= 500 ? 'server_error' : status === 404 ? 'not_found' : 'invalid_request', error_description: message };
+        const code =
+          status >= 500 ? 'server_error' : status === 404 ? 'not_found' : status === 429 ? 'too_many_requests' : 'invalid_request';
+        ctx.body = { error: code, error_description: message };
       }
     }
   };

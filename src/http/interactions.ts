@@ -7,7 +7,9 @@ import { z } from 'zod';
 import { authenticate, createAccount } from '../accounts/store.js';
 import { passwordSchema } from '../accounts/passwords.js';
 import type { Database } from '../db/index.js';
-import { Conflict, InvalidInput } from '../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Conflict, InvalidInput, TooManyAttempts } from '../errors.js';
+import type { Throttle } from '../security/throttle.js';
 import { describeScopes } from '../accounts/claims.js';
 import { assertCsrfToken, issueCsrfToken } from './csrf.js';
 import { consentCounter, signInCounter } from './metrics.js';
@@ -49,7 +51,7 @@ function clientDisplayName(client: { clientName?: string; clientId: string } | u
  * The hosted login, registration and consent pages. They talk to oidc-provider only through
  * interactionDetails and interactionResult, as a separate login/consent app would.
  */
-export function interactionRoutes(provider: Provider, db: Database): Router {
+export function interactionRoutes(provider: Provider, db: Database, throttle: Throttle): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   router.use(issueCsrfToken);
 
@@ -116,12 +118,24 @@ export function interactionRoutes(provider: Provider, db: Database): Router {
       renderLogin(ctx, clientName, { email: form.email, error: 'Enter your email address and password.' }, 400);
       return;
     }
+    try {
+      await throttle.assertSignInAllowed(form.email, ctx.ip);
+    } catch (error) {
+      if (!(error instanceof TooManyAttempts)) throw error;
+      signInCounter.inc({ outcome: 'locked' });
+      ctx.set('retry-after', String(error.retryAfterSeconds));
+      renderLogin(ctx, clientName, { email: form.email, error: error.message }, 429);
+      return;
+    }
     const account = await authenticate(db, form.email, form.password);
     if (!account) {
       signInCounter.inc({ outcome: 'failure' });
+      const { delayMs } = await throttle.recordSignInFailure(form.email, ctx.ip);
+      await sleep(delayMs);
       renderLogin(ctx, clientName, { email: form.email, error: 'The email address or password is incorrect.' }, 401);
       return;
     }
+    await throttle.recordSignInSuccess(form.email);
     signInCounter.inc({ outcome: 'success' });
     await finish(ctx, { login: { accountId: account.id, amr: ['pwd'] } }, false);
   });
@@ -134,6 +148,14 @@ export function interactionRoutes(provider: Provider, db: Database): Router {
   router.post('/register', formBody, async (ctx) => {
     const { clientName } = await loadInteraction(ctx, 'login');
     const form = readForm(ctx, registerForm);
+    try {
+      await throttle.consumeRegistration(ctx.ip);
+    } catch (error) {
+      if (!(error instanceof TooManyAttempts)) throw error;
+      ctx.set('retry-after', String(error.retryAfterSeconds));
+      renderRegister(ctx, clientName, { email: form.email, name: form.name, error: error.message }, 429);
+      return;
+    }
     const fields = registrationFields.safeParse(form);
     if (!fields.success) {
       renderRegister(ctx, clientName, { email: form.email, name: form.name, error: fields.error.issues[0]?.message }, 400);

@@ -1,5 +1,6 @@
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
+import { sweepExpiredRateLimits } from '../security/throttle.js';
 import { sweepExpired } from './adapter.js';
 
 /** Periodically deletes expired protocol rows in bounded batches. Returns a stop function. */
@@ -9,8 +10,8 @@ export function startExpiredRowSweeper(db: Database, logger: Logger, options: { 
     if (running) return;
     running = true;
     try {
-      const removed = await sweepExpired(db, options.batchSize);
-      if (removed > 0) logger.info({ removed }, 'expired protocol rows swept');
+      const removed = (await sweepExpired(db, options.batchSize)) + (await sweepExpiredRateLimits(db));
+      if (removed > 0) logger.info({ removed }, 'expired protocol rows and rate-limit counters swept');
     } catch (error) {
       logger.warn({ err: (error as Error).message }, 'expired-row sweep failed; will retry');
     } finally {

@@ -38,6 +38,11 @@ export async function startTestServer(options: { env?: Record<string, string>; d
     ISSUER: issuer,
     LOG_LEVEL: 'silent',
     ALLOW_PRIVATE_NETWORK_FETCH: 'true',
+    // Every test signs in from 127.0.0.1, sharing counters; rate-limit tests lower these
+    // and use X-Forwarded-For addresses of their own.
+    LOGIN_MAX_FAILURES_PER_IP: '100000',
+    REGISTRATIONS_PER_IP_PER_HOUR: '100000',
+    TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000',
     ...options.env,
   });
   const logger = createLogger(config);
