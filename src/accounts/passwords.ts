@@ -1,5 +1,14 @@
+import { dictionary } from '@zxcvbn-ts/language-common';
 import argon2 from 'argon2';
 import { z } from 'zod';
+
+// The most common passwords from real breaches (zxcvbn-ts's list, ~49k entries), as NIST
+// SP 800-63B §5.1.1.2 asks: refuse passwords that attackers try first.
+const commonPasswords = new Set(dictionary['passwords-common'].map((password) => password.toLowerCase()));
+
+export function isCommonPassword(password: string): boolean {
+  return commonPasswords.has(password.toLowerCase());
+}
 
 /** OWASP Password Storage Cheat Sheet: argon2id, m=19 MiB, t=2, p=1. */
 export const passwordHashOptions = {
@@ -13,7 +22,8 @@ export const passwordHashOptions = {
 export const passwordSchema = z
   .string({ message: 'Enter a password.' })
   .min(8, 'Use at least 8 characters for your password.')
-  .max(256, 'Use at most 256 characters for your password.');
+  .max(256, 'Use at most 256 characters for your password.')
+  .refine((password) => !isCommonPassword(password), 'This password is one of the most common ones. Choose something less predictable.');
 
 export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password.normalize('NFKC'), passwordHashOptions);
