@@ -63,6 +63,7 @@ const environmentSchema = z.object({
   LOGIN_LOCK_SECONDS: seconds(900),
   REGISTRATIONS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
   TOKEN_FAILURES_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+  AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(365),
 });
 
 export type Config = Readonly<{
@@ -91,6 +92,7 @@ export type Config = Readonly<{
   sweepBatchSize: number;
   shutdownTimeoutSeconds: number;
   rateLimits: RateLimits;
+  auditRetentionDays: number;
 }>;
 
 export type RateLimits = Readonly<{
@@ -148,6 +150,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       registrationsPerIpPerHour: e.REGISTRATIONS_PER_IP_PER_HOUR,
       tokenFailuresPerIpPerMinute: e.TOKEN_FAILURES_PER_IP_PER_MINUTE,
     }),
+    auditRetentionDays: e.AUDIT_RETENTION_DAYS,
   });
 }
 

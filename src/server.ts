@@ -23,6 +23,7 @@ async function main(): Promise<void> {
   const stopSweeper = startExpiredRowSweeper(db, logger, {
     intervalSeconds: config.sweepIntervalSeconds,
     batchSize: config.sweepBatchSize,
+    auditRetentionDays: config.auditRetentionDays,
   });
 
   const server = createServer(app.callback());

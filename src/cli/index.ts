@@ -2,12 +2,13 @@
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { accountCommands } from './commands/accounts.js';
+import { auditCommands } from './commands/audit.js';
 import { clientCommands } from './commands/clients.js';
 import { databaseCommands } from './commands/db.js';
 import { exitCodeForError, oneLine, UsageError } from './output.js';
 import { openCliRuntime, type CliRuntime } from './runtime.js';
 
-const commands: Command[] = [...clientCommands, ...accountCommands, ...databaseCommands];
+const commands: Command[] = [...clientCommands, ...accountCommands, ...databaseCommands, ...auditCommands];
 
 // oidc-provider warns at import that Node 20 is not its preferred runtime (see README).
 // The CLI keeps stderr for one-line errors, so that single known notice is dropped here.
@@ -31,6 +32,8 @@ function helpText(): string {
 function findCommand(argv: string[]): { command: Command; rest: string[] } {
   const [group, action, ...rest] = argv;
   const command = commands.find((c) => c.name === `${group} ${action}`);
+  const single = commands.find((c) => c.name === group);
+  if (!command && single) return { command: single, rest: argv.slice(1) };
   if (!command) {
     const known = group ? commands.filter((c) => c.name.startsWith(`${group} `)).map((c) => c.name.split(' ')[1]) : [];
     throw new UsageError(

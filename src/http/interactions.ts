@@ -5,6 +5,7 @@ import type Provider from 'oidc-provider';
 import { errors as oidcErrors, type InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { authenticate, createAccount } from '../accounts/store.js';
+import { recordAuditEvent } from '../audit/log.js';
 import { passwordSchema } from '../accounts/passwords.js';
 import type { Database } from '../db/index.js';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -62,7 +63,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
       throw new InvalidInput('This step is no longer needed. Return to the service and try again.');
     }
     const client = await provider.Client.find(String(details.params['client_id']));
-    return { details, client, clientName: clientDisplayName(client) };
+    return { details, client, clientId: client?.clientId ?? null, clientName: clientDisplayName(client) };
   }
 
   async function finish(ctx: Context, result: InteractionResults, merge: boolean): Promise<void> {
@@ -112,7 +113,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
   });
 
   router.post('/login', formBody, async (ctx) => {
-    const { clientName } = await loadInteraction(ctx, 'login');
+    const { clientName, clientId } = await loadInteraction(ctx, 'login');
     const form = readForm(ctx, loginForm);
     if (!form.email.trim() || !form.password) {
       renderLogin(ctx, clientName, { email: form.email, error: 'Enter your email address and password.' }, 400);
@@ -123,6 +124,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
     } catch (error) {
       if (!(error instanceof TooManyAttempts)) throw error;
       signInCounter.inc({ outcome: 'locked' });
+      await recordAuditEvent(db, { event: 'sign_in.locked', outcome: 'denied', clientId, ip: ctx.ip });
       ctx.set('retry-after', String(error.retryAfterSeconds));
       renderLogin(ctx, clientName, { email: form.email, error: error.message }, 429);
       return;
@@ -130,6 +132,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
     const account = await authenticate(db, form.email, form.password);
     if (!account) {
       signInCounter.inc({ outcome: 'failure' });
+      await recordAuditEvent(db, { event: 'sign_in', outcome: 'failure', clientId, ip: ctx.ip });
       const { delayMs } = await throttle.recordSignInFailure(form.email, ctx.ip);
       await sleep(delayMs);
       renderLogin(ctx, clientName, { email: form.email, error: 'The email address or password is incorrect.' }, 401);
@@ -137,6 +140,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
     }
     await throttle.recordSignInSuccess(form.email);
     signInCounter.inc({ outcome: 'success' });
+    await recordAuditEvent(db, { event: 'sign_in', outcome: 'success', actor: account.id, clientId, ip: ctx.ip });
     await finish(ctx, { login: { accountId: account.id, amr: ['pwd'] } }, false);
   });
 
@@ -146,7 +150,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
   });
 
   router.post('/register', formBody, async (ctx) => {
-    const { clientName } = await loadInteraction(ctx, 'login');
+    const { clientName, clientId } = await loadInteraction(ctx, 'login');
     const form = readForm(ctx, registerForm);
     try {
       await throttle.consumeRegistration(ctx.ip);
@@ -164,6 +168,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
     let accountId: string;
     try {
       accountId = (await createAccount(db, fields.data)).id;
+      await recordAuditEvent(db, { event: 'account.created', outcome: 'success', actor: accountId, clientId, ip: ctx.ip });
     } catch (error) {
       if (!(error instanceof Conflict)) throw error;
       renderRegister(
@@ -182,7 +187,7 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
   });
 
   router.post('/consent', formBody, async (ctx) => {
-    const { details } = await loadInteraction(ctx, 'consent');
+    const { details, clientId } = await loadInteraction(ctx, 'consent');
     readForm(ctx, csrfOnlyForm);
     const accountId = details.session?.accountId;
     if (!accountId) throw new oidcErrors.SessionNotFound('no session for this interaction');
@@ -195,13 +200,22 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
     if (promptDetails.missingOIDCClaims) grant.addOIDCClaims(promptDetails.missingOIDCClaims);
     const grantId = await grant.save();
     consentCounter.inc({ outcome: 'allowed' });
+    await recordAuditEvent(db, {
+      event: 'consent',
+      outcome: 'success',
+      actor: accountId,
+      clientId,
+      ip: ctx.ip,
+      details: { scopes: promptDetails.missingOIDCScope ?? [] },
+    });
     await finish(ctx, { consent: details.grantId ? {} : { grantId } }, true);
   });
 
   router.post('/abort', formBody, async (ctx) => {
-    await loadInteraction(ctx);
+    const { details, clientId } = await loadInteraction(ctx);
     readForm(ctx, csrfOnlyForm);
     consentCounter.inc({ outcome: 'denied' });
+    await recordAuditEvent(db, { event: 'consent', outcome: 'denied', actor: details.session?.accountId ?? null, clientId, ip: ctx.ip });
     await finish(ctx, { error: 'access_denied', error_description: 'The user declined the request.' }, false);
   });
 

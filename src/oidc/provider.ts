@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { findAccountById } from '../accounts/store.js';
+import { recordAuditEvent } from '../audit/log.js';
 import type { MetadataValidator } from '../clients/store.js';
 import { InvalidInput } from '../errors.js';
 import { createAdapterFactory } from './adapter.js';
@@ -144,6 +145,16 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'oidc-provider server error'));
+  provider.on('grant.revoked', (ctx, grantId) => {
+    const client = ctx.oidc?.client;
+    recordAuditEvent(db, {
+      event: 'grant.revoked',
+      outcome: 'success',
+      clientId: client?.clientId ?? null,
+      ip: ctx.ip,
+      details: { grantId },
+    }).catch((error: Error) => logger.warn({ err: error.message }, 'could not record grant revocation'));
+  });
   provider.on('backchannel.error', (_ctx, error, client) =>
     logger.warn({ clientId: client.clientId, err: error.message }, 'back-channel logout failed'),
   );

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { createAccount, deleteAccount, getAccount, listAccounts, setPassword, type Account } from '../../accounts/store.js';
+import { recordAuditEvent } from '../../audit/log.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command } from '../command.js';
 import { describeRecord, describeTable } from '../output.js';
@@ -67,6 +68,12 @@ export const accountCommands: Command[] = [
         locale: values['locale'] as string | undefined,
         emailVerified: values['email-verified'] === true,
       });
+      await recordAuditEvent(runtime.db, {
+        event: 'account.created',
+        outcome: 'success',
+        actor: 'admin',
+        details: { accountId: account.id },
+      });
       const shown = generated ? password : undefined;
       return {
         json: { ...account, generatedPassword: shown ?? null },
@@ -118,6 +125,12 @@ export const accountCommands: Command[] = [
       const account = await getAccount(runtime.db, reference!);
       const { password, generated } = await passwordFrom(values);
       await setPassword(runtime.db, account.id, password);
+      await recordAuditEvent(runtime.db, {
+        event: 'password.changed',
+        outcome: 'success',
+        actor: 'admin',
+        details: { accountId: account.id },
+      });
       const shown = generated ? password : undefined;
       return {
         json: { id: account.id, passwordChanged: true, generatedPassword: shown ?? null },
@@ -134,6 +147,12 @@ export const accountCommands: Command[] = [
     async run(runtime, _values, [reference]) {
       const account = await getAccount(runtime.db, reference!);
       await deleteAccount(runtime.db, account.id);
+      await recordAuditEvent(runtime.db, {
+        event: 'account.deleted',
+        outcome: 'success',
+        actor: 'admin',
+        details: { accountId: account.id },
+      });
       return { json: { id: account.id, removed: true }, text: `removed account ${account.id}` };
     },
   },

@@ -7,6 +7,7 @@ import {
   updateClient,
   type ClientView,
 } from '../../clients/store.js';
+import { recordAuditEvent } from '../../audit/log.js';
 import type { Command, OptionSpec, ParsedValues } from '../command.js';
 import { describeRecord, describeTable } from '../output.js';
 
@@ -75,6 +76,7 @@ export const clientCommands: Command[] = [
         },
         await runtime.clientValidator(),
       );
+      await recordAuditEvent(runtime.db, { event: 'client.added', outcome: 'success', actor: 'admin', clientId: client.clientId });
       return { json: { ...client, clientSecret: clientSecret ?? null }, text: clientText(client, clientSecret) };
     },
   },
@@ -126,6 +128,7 @@ export const clientCommands: Command[] = [
         { ...metadataFromFlags(values), backchannelLogoutUri: backchannel === '' ? null : backchannel },
         await runtime.clientValidator(),
       );
+      await recordAuditEvent(runtime.db, { event: 'client.updated', outcome: 'success', actor: 'admin', clientId: client.clientId });
       return { json: client, text: clientText(client) };
     },
   },
@@ -137,6 +140,7 @@ export const clientCommands: Command[] = [
     positionals: ['client_id'],
     async run(runtime, _values, [clientId]) {
       const { client, clientSecret } = await rotateClientSecret(runtime.db, clientId!);
+      await recordAuditEvent(runtime.db, { event: 'client.secret_rotated', outcome: 'success', actor: 'admin', clientId: client.clientId });
       return { json: { clientId: client.clientId, clientSecret }, text: clientText(client, clientSecret) };
     },
   },
@@ -148,6 +152,7 @@ export const clientCommands: Command[] = [
     positionals: ['client_id'],
     async run(runtime, _values, [clientId]) {
       await removeClient(runtime.db, clientId!);
+      await recordAuditEvent(runtime.db, { event: 'client.removed', outcome: 'success', actor: 'admin', clientId });
       return { json: { clientId, removed: true }, text: `removed client ${clientId}` };
     },
   },
