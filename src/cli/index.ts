@@ -3,12 +3,21 @@ import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { accountCommands } from './commands/accounts.js';
 import { auditCommands } from './commands/audit.js';
+import { sessionCommands } from './commands/sessions.js';
 import { clientCommands } from './commands/clients.js';
 import { databaseCommands } from './commands/db.js';
+import { keyCommands } from './commands/keys.js';
 import { exitCodeForError, oneLine, UsageError } from './output.js';
 import { openCliRuntime, type CliRuntime } from './runtime.js';
 
-const commands: Command[] = [...clientCommands, ...accountCommands, ...databaseCommands, ...auditCommands];
+const commands: Command[] = [
+  ...clientCommands,
+  ...accountCommands,
+  ...databaseCommands,
+  ...keyCommands,
+  ...auditCommands,
+  ...sessionCommands,
+];
 
 // oidc-provider warns at import that Node 20 is not its preferred runtime (see README).
 // The CLI keeps stderr for one-line errors, so that single known notice is dropped here.
@@ -29,11 +38,22 @@ function helpText(): string {
   ].join('\n');
 }
 
+/** `idp clients` or `idp clients --help`: the group's commands. */
+class GroupHelp extends Error {
+  constructor(readonly commands: Command[]) {
+    super('group help');
+  }
+}
+
 function findCommand(argv: string[]): { command: Command; rest: string[] } {
   const [group, action, ...rest] = argv;
   const command = commands.find((c) => c.name === `${group} ${action}`);
   const single = commands.find((c) => c.name === group);
   if (!command && single) return { command: single, rest: argv.slice(1) };
+  if (!command && group && (action === undefined || action.startsWith('-'))) {
+    const inGroup = commands.filter((c) => c.name.startsWith(`${group} `));
+    if (inGroup.length) throw new GroupHelp(inGroup);
+  }
   if (!command) {
     const known = group ? commands.filter((c) => c.name.startsWith(`${group} `)).map((c) => c.name.split(' ')[1]) : [];
     throw new UsageError(
@@ -87,6 +107,14 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(wantsJson ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
     return 0;
   } catch (error) {
+    if (error instanceof GroupHelp) {
+      if (!argv.includes('--help')) {
+        process.stderr.write(`idp: choose a command: ${error.commands.map((c) => c.name).join(', ')}\n`);
+        return 2;
+      }
+      process.stdout.write(`${error.commands.map((c) => `usage: ${c.usage}\n  ${c.summary}`).join('\n')}\n`);
+      return 0;
+    }
     const code = exitCodeForError(error);
     const message = oneLine(error);
     process.stderr.write(wantsJson ? `${JSON.stringify({ error: message, exitCode: code })}\n` : `idp: ${message}\n`);

@@ -17,7 +17,7 @@ export interface CliRuntime {
 export async function openCliRuntime(options: { migrate: boolean }): Promise<CliRuntime> {
   const config = loadConfig();
   // stdout is for results; logs go to stderr and only when they matter.
-  const level = config.logLevel === 'debug' || config.logLevel === 'trace' ? config.logLevel : 'warn';
+  const level = config.logLevel === 'info' ? 'warn' : config.logLevel;
   const logger = createLogger({ logLevel: level }, process.stderr);
   const db = await openDatabase(config, logger);
   try {

@@ -133,7 +133,12 @@ function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration 
     scopes: String(metadata['scope'] ?? '')
       .split(' ')
       .filter(Boolean) as ParsedRegistration['scopes'],
-    subjectType: (metadata['subject_type'] as 'pairwise' | 'public' | undefined) ?? 'pairwise',
+    // Services without a redirect URI are stored as public only for lack of a sector; if one
+    // gains the code flow later, it starts from the pairwise default like any new service.
+    subjectType:
+      ((metadata['response_types'] as string[] | undefined)?.length
+        ? (metadata['subject_type'] as 'pairwise' | 'public' | undefined)
+        : undefined) ?? 'pairwise',
     public: metadata['token_endpoint_auth_method'] === 'none',
     authMethod: metadata['token_endpoint_auth_method'] as ParsedRegistration['authMethod'],
     grantTypes: (metadata['grant_types'] as ParsedRegistration['grantTypes'] | undefined) ?? ['authorization_code'],

@@ -19,10 +19,15 @@ export interface MigrationResult {
  */
 export async function migrate(db: Database, logger: Logger, directory = migrationsDirectory): Promise<MigrationResult> {
   const files = (await readdir(directory)).filter((name) => /^\d{4}_[\w-]+\.sql$/.test(name)).sort();
-  await db.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version text PRIMARY KEY,
-    applied_at timestamptz NOT NULL DEFAULT now()
-  )`);
+  // Under the same lock as the migrations: two processes creating this table at once on an
+  // empty database would otherwise collide in pg_type (23505).
+  await db.transaction(async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
+    await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version text PRIMARY KEY,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+  });
   const result: MigrationResult = { applied: [], alreadyApplied: [] };
   for (const file of files) {
     const version = file.replace(/\.sql$/, '');

@@ -1,0 +1,402 @@
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { authenticate } from '../../src/accounts/store.js';
+import { createPostgresDatabase, type Database } from '../../src/db/index.js';
+import { createLogger } from '../../src/logger.js';
+import { uniqueEmail } from '../helpers/fixtures.js';
+
+/**
+ * Runs the built bin (`npm run build` / `pretest` produce dist/) exactly as an operator
+ * would, against the run's database, and checks exit codes, stdout, stderr and what was
+ * (or was not) written. The database is shared with files running in parallel, so every
+ * test uses its own names and emails and never counts a whole table.
+ */
+
+const execFileAsync = promisify(execFile);
+const bin = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
+const migrationsDirectory = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function idp(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+  const run = execFileAsync(process.execPath, [bin, ...args], {
+    // A minimal environment: nothing from the developer's shell can change the outcome.
+    env: { PATH: process.env['PATH'] ?? '', DATABASE_URL: inject('databaseUrl'), LOG_LEVEL: 'warn', ...options.env },
+    timeout: 20_000,
+  });
+  // Always close stdin, so a command reading it (--password-stdin) never waits for a terminal.
+  run.child.stdin?.on('error', () => undefined);
+  run.child.stdin?.end(options.input ?? '');
+  try {
+    const { stdout, stderr } = await run;
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failure = error as { code?: unknown; stdout?: string; stderr?: string };
+    if (typeof failure.code !== 'number') throw error; // spawn failure or timeout, not an exit code
+    return { code: failure.code, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
+  }
+}
+
+/** Parses stdout of a successful --json call, showing stderr when the call failed. */
+function json<T = Record<string, unknown>>(result: CliResult): T {
+  expect(result, result.stderr).toMatchObject({ code: 0, stderr: '' });
+  return JSON.parse(result.stdout) as T;
+}
+
+/** Exactly one newline-terminated line. */
+const oneLine = /^[^\n]+\n$/;
+
+const tag = () => randomBytes(5).toString('hex');
+
+type ClientJson = Record<string, unknown> & { clientId: string };
+type AccountJson = Record<string, unknown> & { id: string; email: string };
+
+let db: Database;
+
+beforeAll(() => {
+  db = createPostgresDatabase(inject('databaseUrl'), { poolMax: 3, logger: createLogger({ logLevel: 'silent' }) });
+});
+afterAll(async () => {
+  await db?.close();
+});
+
+async function storedClient(clientId: string): Promise<Record<string, unknown> | undefined> {
+  const { rows } = await db.query<{ metadata: Record<string, unknown> }>('SELECT metadata FROM clients WHERE id = $1', [clientId]);
+  return rows[0]?.metadata;
+}
+
+/** Rows whose metadata mentions `marker` (a unique name or redirect URI used by one call only). */
+async function clientRowsMentioning(marker: string): Promise<number> {
+  const { rows } = await db.query<{ count: string }>('SELECT count(*) FROM clients WHERE metadata::text LIKE $1', [`%${marker}%`]);
+  return Number(rows[0]!.count);
+}
+
+async function accountRowsMentioning(marker: string): Promise<number> {
+  const { rows } = await db.query<{ count: string }>('SELECT count(*) FROM accounts WHERE lower(email) LIKE $1', [`%${marker}%`]);
+  return Number(rows[0]!.count);
+}
+
+describe('idp clients', { timeout: 60_000 }, () => {
+  it('adds a confidential client whose secret is printed once, then shows, lists, renames, rotates and removes it', async () => {
+    const name = `demo-${tag()}`;
+    const added = json<ClientJson>(await idp(['clients', 'add', '--name', name, '--redirect-uri', 'http://127.0.0.1:8080/cb', '--json']));
+    const secret = added['clientSecret'];
+    expect(added).toMatchObject({ name, public: false, authMethod: 'client_secret_basic', redirectUris: ['http://127.0.0.1:8080/cb'] });
+    expect(added.clientId).toMatch(/^[\w-]{16}$/);
+    expect(secret).toEqual(expect.stringMatching(/^[\w-]{43}$/));
+    // The secret printed is the one the server will check, and the marker query can see the row.
+    expect((await storedClient(added.clientId))?.['client_secret']).toBe(secret);
+    expect(await clientRowsMentioning(name)).toBe(1);
+
+    const { clientSecret: _printedOnce, ...view } = added;
+    const [show, list] = await Promise.all([idp(['clients', 'show', added.clientId, '--json']), idp(['clients', 'list', '--json'])]);
+    const shown = json<ClientJson>(show);
+    expect(shown).toEqual(view);
+    expect(Object.keys(shown).filter((key) => /secret/i.test(key))).toEqual([]);
+    expect(show.stdout).not.toContain(secret);
+    const listed = json<ClientJson[]>(list);
+    expect(listed.find((client) => client.clientId === added.clientId)).toEqual(view);
+    expect(listed.flatMap((client) => Object.keys(client)).filter((key) => /secret/i.test(key))).toEqual([]);
+    expect(list.stdout).not.toContain(secret);
+
+    const renamed = json<ClientJson>(await idp(['clients', 'update', added.clientId, '--name', `renamed-${name}`, '--json']));
+    expect(renamed).toEqual({ ...view, name: `renamed-${name}`, updatedAt: expect.any(String) });
+    expect(renamed['updatedAt']).not.toBe(view['updatedAt']);
+    expect((await storedClient(added.clientId))?.['client_secret']).toBe(secret); // an update keeps the secret
+
+    const rotated = json<{ clientId: string; clientSecret: string }>(await idp(['clients', 'rotate-secret', added.clientId, '--json']));
+    expect(rotated.clientId).toBe(added.clientId);
+    expect(rotated.clientSecret).toMatch(/^[\w-]{43}$/);
+    expect(rotated.clientSecret).not.toBe(secret);
+    expect((await storedClient(added.clientId))?.['client_secret']).toBe(rotated.clientSecret);
+
+    const removed = await idp(['clients', 'remove', added.clientId]);
+    expect(removed).toEqual({ code: 0, stdout: `removed client ${added.clientId}\n`, stderr: '' });
+    expect(await storedClient(added.clientId)).toBeUndefined();
+    expect(await idp(['clients', 'show', added.clientId])).toEqual({
+      code: 1,
+      stdout: '',
+      stderr: `idp: no client with id ${added.clientId}\n`,
+    });
+  });
+
+  it('rejects an update with a non-loopback http redirect URI (exit 2) and leaves the stored client unchanged', async () => {
+    const added = json<ClientJson>(
+      await idp(['clients', 'add', '--name', `keep-${tag()}`, '--redirect-uri', 'https://keep.example.test/cb', '--json']),
+    );
+    const before = await storedClient(added.clientId);
+    const result = await idp(['clients', 'update', added.clientId, '--redirect-uri', 'http://example.com/cb']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(oneLine);
+    expect(result.stderr).toMatch(/^idp: redirectUris\.0: must use https/);
+    expect(await storedClient(added.clientId)).toEqual(before);
+  });
+
+  it('adds a public first-party client without a secret, taking --scope space-separated or repeated', async () => {
+    const [spaced, repeated] = await Promise.all([
+      idp([
+        'clients',
+        'add',
+        '--name',
+        `pub-${tag()}`,
+        '--public',
+        '--first-party',
+        '--redirect-uri',
+        'http://localhost:8080/cb',
+        '--scope',
+        'openid profile',
+        '--json',
+      ]),
+      idp([
+        'clients',
+        'add',
+        '--name',
+        `rep-${tag()}`,
+        '--redirect-uri',
+        'http://[::1]:8080/cb',
+        '--scope',
+        'openid',
+        '--scope',
+        'email,offline_access',
+        '--json',
+      ]),
+    ]);
+    const publicClient = json<ClientJson>(spaced);
+    expect(publicClient).toMatchObject({
+      public: true,
+      authMethod: 'none',
+      clientSecret: null,
+      firstParty: true,
+      scopes: ['openid', 'profile'],
+    });
+    const stored = await storedClient(publicClient.clientId);
+    expect(stored).toMatchObject({ token_endpoint_auth_method: 'none', first_party: true, scope: 'openid profile' });
+    expect(stored).not.toHaveProperty('client_secret');
+
+    const repeatedClient = json<ClientJson>(repeated);
+    expect(repeatedClient).toMatchObject({ public: false, firstParty: false, scopes: ['openid', 'email', 'offline_access'] });
+    expect(repeatedClient['clientSecret']).toEqual(expect.any(String));
+    expect((await storedClient(repeatedClient.clientId))?.['scope']).toBe('openid email offline_access');
+
+    // A public client has no secret to rotate.
+    const rotate = await idp(['clients', 'rotate-secret', publicClient.clientId]);
+    expect(rotate).toEqual({ code: 2, stdout: '', stderr: 'idp: a public client has no secret\n' });
+  });
+
+  it('adds a client_credentials client without any redirect URI', async () => {
+    const added = json<ClientJson>(await idp(['clients', 'add', '--name', `svc-${tag()}`, '--grant-type', 'client_credentials', '--json']));
+    expect(added).toMatchObject({ grantTypes: ['client_credentials'], redirectUris: [], public: false, subjectType: 'public' });
+    expect(added['clientSecret']).toEqual(expect.stringMatching(/^[\w-]{43}$/));
+    expect(await storedClient(added.clientId)).toMatchObject({
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+    });
+  });
+
+  // Each case carries a unique marker (in --name or in the redirect URI) that any written row would contain.
+  it.each([
+    {
+      what: 'an ftp redirect URI',
+      args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'ftp://x'],
+      message: /redirectUris\.0: must use https/,
+    },
+    {
+      what: 'http on a non-loopback host',
+      args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://example.com/cb'],
+      message: /redirectUris\.0: must use https \(http is allowed only for localhost/,
+    },
+    {
+      what: 'an unknown flag',
+      args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://127.0.0.1/cb', '--bogus'],
+      message: /Unknown option '--bogus'/,
+    },
+    {
+      what: 'an unknown scope',
+      args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://127.0.0.1/cb', '--scope', 'phone'],
+      message: /scopes\.0: must be one of/,
+    },
+    {
+      what: 'an unknown subject type',
+      args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://127.0.0.1/cb', '--subject-type', 'weird'],
+      message: /subjectType: must be pairwise or public/,
+    },
+    {
+      what: 'a missing --name',
+      args: (m: string) => ['clients', 'add', '--redirect-uri', `http://127.0.0.1:8080/${m}`],
+      message: /name: a name is required/,
+    },
+    {
+      what: 'an unknown command',
+      args: (m: string) => ['clients', 'create', '--name', m],
+      message: /unknown command 'clients create'; try one of: add, list/,
+    },
+    {
+      what: 'an unknown command group',
+      args: (m: string) => ['services', 'add', '--name', m],
+      message: /unknown command 'services add --name .*'; run 'idp --help'/,
+    },
+  ])('exits 2 on $what, with one line on stderr, nothing on stdout and no client written', async ({ args, message }) => {
+    const marker = `bad-${tag()}`;
+    const result = await idp(args(marker));
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(oneLine);
+    expect(result.stderr).toMatch(/^idp: /);
+    expect(result.stderr).toMatch(message);
+    expect(await clientRowsMentioning(marker)).toBe(0);
+  });
+
+  it('with --json prints errors as one JSON object {error, exitCode} on stderr, matching the exit code', async () => {
+    const marker = `json-${tag()}`;
+    const [invalid, unknownFlag, missing] = await Promise.all([
+      idp(['clients', 'add', '--name', marker, '--redirect-uri', 'ftp://x', '--json']),
+      idp(['clients', 'add', '--json', '--name', marker, '--bogus']),
+      idp(['clients', 'show', marker, '--json']),
+    ]);
+    for (const [result, code] of [
+      [invalid, 2],
+      [unknownFlag, 2],
+      [missing, 1],
+    ] as const) {
+      expect(result.code).toBe(code);
+      expect(result.stdout).toBe('');
+      expect(result.stderr).toMatch(oneLine);
+      expect(JSON.parse(result.stderr)).toEqual({ error: expect.any(String), exitCode: code });
+    }
+    expect(JSON.parse(invalid.stderr).error).toMatch(/^redirectUris\.0: must use https/);
+    expect(JSON.parse(unknownFlag.stderr).error).toMatch(/^Unknown option '--bogus'/);
+    expect(JSON.parse(missing.stderr).error).toBe(`no client with id ${marker}`);
+    expect(await clientRowsMentioning(marker)).toBe(0);
+  });
+});
+
+describe('idp accounts', { timeout: 60_000 }, () => {
+  it('adds an account with a generated password printed once, shows and lists it, and refuses the same email again (exit 1)', async () => {
+    const email = uniqueEmail('cli');
+    const added = json<AccountJson>(await idp(['accounts', 'add', '--email', email, '--name', 'X', '--json']));
+    expect(added).toMatchObject({ email, name: 'X', emailVerified: false });
+    const password = added['generatedPassword'];
+    expect(password).toEqual(expect.stringMatching(/^[\w-]{24}$/));
+    expect((await authenticate(db, email, password as string))?.id).toBe(added.id);
+
+    const [show, list, duplicate] = await Promise.all([
+      idp(['accounts', 'show', email, '--json']),
+      idp(['accounts', 'list', '--limit', '1000', '--json']),
+      idp(['accounts', 'add', '--email', email.toUpperCase(), '--name', 'Again', '--json']),
+    ]);
+    const { generatedPassword: _printedOnce, ...view } = added;
+    expect(json(show)).toEqual(view);
+    expect(show.stdout).not.toContain(password);
+    const listed = json<AccountJson[]>(list);
+    expect(listed.find((account) => account.id === added.id)).toEqual(view);
+    expect(list.stdout).not.toContain(password);
+    expect(listed.flatMap((account) => Object.keys(account)).filter((key) => /password/i.test(key))).toEqual([]);
+
+    expect(duplicate.code).toBe(1);
+    expect(duplicate.stdout).toBe('');
+    expect(duplicate.stderr).toMatch(oneLine);
+    expect(JSON.parse(duplicate.stderr)).toEqual({ error: 'an account with that email already exists', exitCode: 1 });
+    expect(await accountRowsMentioning(email.toLowerCase())).toBe(1);
+    expect((await authenticate(db, email, password as string))?.name).toBe('X');
+  });
+
+  it('takes the password from stdin with --password-stdin, and set-password replaces it', async () => {
+    const email = uniqueEmail('stdin');
+    const first = `first ${tag()} password`;
+    const added = json<AccountJson>(
+      await idp(['accounts', 'add', '--email', email, '--password-stdin', '--json'], { input: `${first}\n` }),
+    );
+    expect(added).toMatchObject({ email, generatedPassword: null });
+    expect((await authenticate(db, email, first))?.id).toBe(added.id); // the trailing newline is not part of it
+
+    const second = `second ${tag()} password`;
+    const changed = await idp(['accounts', 'set-password', email, '--password-stdin', '--json'], { input: second });
+    expect(json(changed)).toEqual({ id: added.id, passwordChanged: true, generatedPassword: null });
+    expect(changed.stdout).not.toContain(second);
+    expect(await authenticate(db, email, second)).toBeDefined();
+    expect(await authenticate(db, email, first)).toBeUndefined();
+
+    // Too short: refused as bad input, and the current password still works.
+    const short = await idp(['accounts', 'set-password', email, '--password-stdin'], { input: 'short\n' });
+    expect(short).toEqual({ code: 2, stdout: '', stderr: 'idp: Use at least 8 characters for your password.\n' });
+    expect(await authenticate(db, email, second)).toBeDefined();
+  });
+
+  it('exits 2 on an invalid email, with one line on stderr and no account written', async () => {
+    const marker = `nomail-${tag()}`;
+    const result = await idp(['accounts', 'add', '--email', marker, '--name', 'Nobody']);
+    expect(result).toEqual({ code: 2, stdout: '', stderr: 'idp: email: Enter a valid email address.\n' });
+    expect(await accountRowsMentioning(marker)).toBe(0);
+  });
+
+  it('removes an account by id, after which show exits 1', async () => {
+    const email = uniqueEmail('remove');
+    const added = json<AccountJson>(await idp(['accounts', 'add', '--email', email, '--json']));
+    const removed = await idp(['accounts', 'remove', added.id, '--json']);
+    expect(json(removed)).toEqual({ id: added.id, removed: true });
+    expect(await accountRowsMentioning(email)).toBe(0);
+    const [byId, byEmail] = await Promise.all([idp(['accounts', 'show', added.id]), idp(['accounts', 'show', email])]);
+    expect(byId).toEqual({ code: 1, stdout: '', stderr: 'idp: no such account\n' });
+    expect(byEmail).toEqual({ code: 1, stdout: '', stderr: 'idp: no such account\n' });
+  });
+});
+
+describe('idp db, keys and help', { timeout: 60_000 }, () => {
+  it('db migrate --json applies nothing and reports every migration, 0001_init included, as already applied', async () => {
+    const versions = (await readdir(migrationsDirectory))
+      .filter((file) => /^\d{4}_[\w-]+\.sql$/.test(file))
+      .sort()
+      .map((file) => file.replace(/\.sql$/, ''));
+    const result = json<{ applied: string[]; alreadyApplied: string[] }>(await idp(['db', 'migrate', '--json']));
+    expect(result).toEqual({ applied: [], alreadyApplied: versions });
+    expect(result.alreadyApplied).toContain('0001_init');
+  });
+
+  it('keys list --json lists the active RS256 and ES256 keys by id and algorithm only, as stored', async () => {
+    // Keys are created when the provider is first built; `clients add` builds it, `keys list` only reads.
+    json(await idp(['clients', 'add', '--name', `keys-${tag()}`, '--grant-type', 'client_credentials', '--json']));
+    const keys = json<Record<string, unknown>[]>(await idp(['keys', 'list', '--json']));
+    for (const key of keys) expect(Object.keys(key).sort()).toEqual(['alg', 'createdAt', 'kid', 'retiredAt']);
+    const active = keys.filter((key) => key['retiredAt'] === null);
+    expect(active.map((key) => key['alg'])).toEqual(expect.arrayContaining(['RS256', 'ES256']));
+    // Keys made together share created_at, so compare as sets.
+    const { rows } = await db.query<{ kid: string; alg: string }>('SELECT kid, alg FROM signing_keys');
+    const byKid = (list: { kid: unknown; alg: unknown }[]) => list.map(({ kid, alg }) => `${String(kid)} ${String(alg)}`).sort();
+    expect(byKid(keys as { kid: unknown; alg: unknown }[])).toEqual(byKid(rows));
+  });
+
+  it('--help exits 0 and lists every command; a command --help prints its usage without touching the database', async () => {
+    const unreachable = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' };
+    const [top, command] = await Promise.all([idp(['--help']), idp(['clients', 'add', '--help'], { env: unreachable })]);
+    expect(top.code).toBe(0);
+    expect(top.stderr).toBe('');
+    for (const name of ['clients add', 'clients rotate-secret', 'accounts set-password', 'db migrate', 'keys list']) {
+      expect(top.stdout).toContain(name);
+    }
+    expect(command).toMatchObject({ code: 0, stderr: '' });
+    expect(command.stdout).toMatch(/^usage: idp clients add --name <name> --redirect-uri <uri>/);
+  });
+
+  it('exits 1 with one line when the database is unreachable, and 2 when DATABASE_URL is not a postgres URL', async () => {
+    const [unreachable, misconfigured] = await Promise.all([
+      idp(['clients', 'list'], { env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' } }),
+      idp(['clients', 'list'], { env: { DATABASE_URL: 'mysql://root@127.0.0.1/none' } }),
+    ]);
+    expect(unreachable).toEqual({ code: 1, stdout: '', stderr: 'idp: the database is not reachable\n' });
+    expect(misconfigured).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'idp: invalid configuration: DATABASE_URL: expected a postgres:// URL\n',
+    });
+  });
+});
