@@ -1,7 +1,5 @@
 import { migrate } from '../../db/migrate.js';
-import { listSigningKeys } from '../../oidc/keys.js';
 import type { Command } from '../command.js';
-import { describeTable } from '../output.js';
 
 export const databaseCommands: Command[] = [
   {
@@ -15,22 +13,6 @@ export const databaseCommands: Command[] = [
       return {
         json: result,
         text: result.applied.length ? `applied: ${result.applied.join(', ')}` : `up to date (${result.alreadyApplied.length} migrations)`,
-      };
-    },
-  },
-  {
-    name: 'keys list',
-    usage: 'idp keys list',
-    summary: 'list signing keys (ids and algorithms, never key material)',
-    options: {},
-    async run(runtime) {
-      const keys = await listSigningKeys(runtime.db);
-      return {
-        json: keys,
-        text: describeTable(
-          keys.map((k) => ({ kid: k.kid, alg: k.alg, created_at: k.createdAt, status: k.retiredAt ? 'retired' : 'active' })),
-          ['kid', 'alg', 'created_at', 'status'],
-        ),
       };
     },
   },
