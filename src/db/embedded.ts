@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -63,7 +63,7 @@ async function answersQueries(port: number): Promise<boolean> {
 
 async function findRunningOwner(stateFile: string): Promise<ServerState | undefined> {
   const state = await readState(stateFile);
-  if (state && state.pid !== process.pid && isProcessAlive(state.pid) && (await answersQueries(state.port))) {
+  if (state && isProcessAlive(state.pid) && (await answersQueries(state.port))) {
     return state;
   }
   return undefined;
@@ -80,7 +80,10 @@ async function tryTakeOwnerLock(lockFile: string): Promise<boolean> {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
   }
   const holder = Number.parseInt(await readFile(lockFile, 'utf8').catch(() => ''), 10);
-  if (Number.isInteger(holder) && holder > 0 && isProcessAlive(holder)) return false;
+  // A live holder that has not started serving within OWNER_WAIT_MS is not a real owner:
+  // its pid was reused after a crash (PID 1 in a container restarts with the same pid).
+  const lockAgeMs = Date.now() - (await stat(lockFile).catch(() => ({ mtimeMs: 0 }))).mtimeMs;
+  if (Number.isInteger(holder) && holder > 0 && isProcessAlive(holder) && lockAgeMs < OWNER_WAIT_MS) return false;
   await rm(lockFile, { force: true });
   return tryTakeOwnerLock(lockFile);
 }
