@@ -1,0 +1,40 @@
+import type Provider from 'oidc-provider';
+import type { Database, Queryable } from '../db/index.js';
+import { enqueueLogoutDelivery, type LogoutReason } from './deliveries.js';
+
+/** The session ids (`sid`) under which each of these services knows the account's sessions. */
+export async function sessionIdsByClient(db: Queryable, accountId: string, clientIds: string[]): Promise<Map<string, string[]>> {
+  const { rows } = await db.query<{ client_id: string; sid: string }>(
+    `SELECT auth.key AS client_id, auth.value->>'sid' AS sid
+     FROM oidc_payloads, jsonb_each(payload->'authorizations') AS auth
+     WHERE model = 'Session' AND account_id = $1 AND auth.key = ANY($2::text[])
+       AND (expires_at IS NULL OR expires_at > now())`,
+    [accountId, clientIds],
+  );
+  const byClient = new Map<string, string[]>();
+  for (const row of rows) byClient.set(row.client_id, [...(byClient.get(row.client_id) ?? []), row.sid]);
+  return byClient;
+}
+
+/**
+ * Queues back-channel logout tokens telling services that an account's sessions with them
+ * ended. Sessions are looked up now, so call this before deleting them. A revoked grant is
+ * announced only to services that have a session; a deleted account is announced to every
+ * listed service (with `sub` only when it has no session). Delivery failures never surface
+ * here: the worker retries and records them.
+ */
+export async function notifyLogout(
+  deps: { db: Database; provider: Provider },
+  request: { accountId: string; clientIds: string[]; reason: Extract<LogoutReason, 'grant_revoked' | 'account_deleted' | 'session_ended'> },
+): Promise<void> {
+  const sids = await sessionIdsByClient(deps.db, request.accountId, request.clientIds);
+  for (const clientId of new Set(request.clientIds)) {
+    const client = await deps.provider.Client.find(clientId);
+    if (!client?.backchannelLogoutUri) continue;
+    const clientSids = sids.get(clientId) ?? [];
+    if (clientSids.length === 0 && request.reason !== 'account_deleted') continue;
+    for (const sid of clientSids.length ? clientSids : [null]) {
+      await enqueueLogoutDelivery(deps.db, { clientId, accountId: request.accountId, sid, reason: request.reason });
+    }
+  }
+}
