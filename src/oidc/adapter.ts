@@ -1,6 +1,7 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Database } from '../db/index.js';
+import { hashClientSecret, isHashedClientSecret } from '../security/client-secrets.js';
 
 /**
  * oidc-provider's storage contract on Postgres. Every model shares `oidc_payloads`; the
@@ -18,6 +19,9 @@ export function createAdapterFactory(db: Database) {
 
     async upsert(id: string, payload: AdapterPayload, expiresIn: number | undefined): Promise<void> {
       if (this.model === 'Client') {
+        // Dynamic registration hands us the issued secret; keep only its digest.
+        const secret = payload['client_secret'];
+        if (typeof secret === 'string' && !isHashedClientSecret(secret)) payload = { ...payload, client_secret: hashClientSecret(secret) };
         await db.query(
           `INSERT INTO clients (id, metadata) VALUES ($1, $2)
            ON CONFLICT (id) DO UPDATE SET metadata = EXCLUDED.metadata, updated_at = now()`,
@@ -25,6 +29,8 @@ export function createAdapterFactory(db: Database) {
         );
         return;
       }
+      // jsonb cannot hold NUL; such a value came from a request parameter (state, nonce …).
+      if (JSON.stringify(payload).includes('\\u0000')) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
       // Grants are keyed by their own id, so revoking a grant removes the grant row too.
       const grantId = this.model === 'Grant' ? id : (payload.grantId ?? null);
       await db.query(

@@ -1,10 +1,11 @@
 import { createHmac } from 'node:crypto';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { findAccountById } from '../accounts/store.js';
 import { recordAuditEvent } from '../audit/log.js';
+import { clientSecretMatches } from '../security/client-secrets.js';
 import type { MetadataValidator } from '../clients/store.js';
 import { InvalidInput } from '../errors.js';
 import { createAdapterFactory } from './adapter.js';
@@ -35,7 +36,7 @@ function permittedScopes(requested: string, clientScope: string | undefined): st
 }
 
 export async function buildProvider(config: Config, db: Database, logger: Logger, pages: ProviderPages): Promise<BuiltProvider> {
-  const [jwks, secrets] = await Promise.all([loadSigningKeys(db), loadServerSecrets(db, config)]);
+  const [jwks, secrets] = await Promise.all([loadSigningKeys(db, { config, logger }), loadServerSecrets(db, config)]);
 
   const configuration: Configuration = {
     adapter: createAdapterFactory(db),
@@ -51,6 +52,11 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
     conformIdTokenClaims: true,
     subjectTypes: ['public', 'pairwise'],
     responseTypes: ['code'],
+    // OIDC requires redirect_uri; omitting it also sent oidc-provider's resume-route error
+    // handler into a TypeError (a 500 for GET /auth/<uid>?client_id=…).
+    allowOmittingSingleRegisteredRedirectUri: false,
+    // No client_secret_jwt: it needs the secret itself, and we keep only its digest.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none'],
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
@@ -59,11 +65,22 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       subject_type: 'pairwise',
     },
     extraClientMetadata: {
-      properties: ['first_party'],
-      validator(_ctx, key, value, metadata) {
+      // Front-channel logout (OIDC Front-Channel Logout 1.0) is not built into oidc-provider 9;
+      // http/frontchannel-logout.ts renders it.
+      properties: ['first_party', 'frontchannel_logout_uri', 'frontchannel_logout_session_required'],
+      validator(ctx, key, value, metadata) {
+        if (key === 'frontchannel_logout_uri' && value !== undefined && (typeof value !== 'string' || !/^https?:\/\//.test(value) || !URL.canParse(value))) {
+          throw new errors.InvalidClientMetadata('frontchannel_logout_uri must be an http(s) URL');
+        }
+        if (key === 'frontchannel_logout_session_required' && value !== undefined && typeof value !== 'boolean') {
+          throw new errors.InvalidClientMetadata('frontchannel_logout_session_required must be a boolean');
+        }
         if (key === 'first_party') {
           if (value === undefined) metadata['first_party'] = false;
           else if (typeof value !== 'boolean') throw new TypeError('first_party must be a boolean');
+          // ctx is set only for dynamic registration: a service must not make itself first-party
+          // (and so skip consent); only an admin can.
+          else if (value && ctx) throw new errors.InvalidClientMetadata('first_party can only be set by an administrator');
         }
       },
     },
@@ -88,6 +105,9 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
     },
     features: {
       devInteractions: { enabled: false },
+      // Off unless DYNAMIC_REGISTRATION=true, and then only with an initial access token
+      // from `npx idp clients initial-token`.
+      registration: { enabled: config.dynamicRegistration, initialAccessToken: true, issueRegistrationAccessToken: true },
       // A service may introspect or revoke only tokens issued to itself: one service must not
       // learn about a user's tokens at another.
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
@@ -143,6 +163,13 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
   };
 
   const provider = new Provider(config.issuer, configuration);
+  // Stored secrets are digests (security/client-secrets.ts): compare the presented secret's digest.
+  (provider.Client.prototype as unknown as { compareClientSecret(actual: string): boolean }).compareClientSecret = function (
+    this: { clientSecret?: string },
+    actual: string,
+  ) {
+    return clientSecretMatches(this.clientSecret, actual);
+  };
   provider.proxy = config.trustProxy;
   provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'oidc-provider server error'));
   provider.on('grant.revoked', (ctx, grantId) => {
