@@ -22,6 +22,51 @@ const secretList = z
   )
   .pipe(z.array(z.string().min(32, 'each key must be at least 32 characters')).min(1, 'expected at least one key'));
 
+/**
+ * KEY_ENCRYPTION_KEY: one or more comma-separated 32-byte keys in base64 or base64url. The
+ * first encrypts; every one decrypts, so a new key can be put first while rows written
+ * under the old one are re-encrypted.
+ */
+const keyEncryptionKeyMessage = 'each key must be 32 random bytes in base64 or base64url (e.g. `openssl rand -base64 32`)';
+const keyEncryptionKeyList = z
+  .string()
+  .transform((value) =>
+    value
+      .split(',')
+      .map((key) => key.trim())
+      .filter(Boolean),
+  )
+  .pipe(
+    z
+      .array(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, keyEncryptionKeyMessage)
+          // Node's base64 decoder also reads the base64url alphabet.
+          .transform((key) => Buffer.from(key, 'base64'))
+          .refine((bytes) => bytes.length === 32, keyEncryptionKeyMessage),
+      )
+      .min(1, 'expected at least one key'),
+  );
+
+/** An http(s) URL shown to people (privacy policy). */
+const publicUrl = z
+  .url({ message: 'expected an absolute http(s) URL' })
+  .refine((value) => /^https?:\/\//.test(value), 'expected an http:// or https:// URL');
+
+/** Where people reach whoever answers privacy questions: an email address or an http(s) URL. */
+const contactAddress = z
+  .string()
+  .trim()
+  .refine(
+    (value) => z.email().safeParse(value).success || (URL.canParse(value) && /^https?:\/\//.test(value)),
+    'expected an email address or an http(s) URL',
+  );
+
+const smtpUrl = z
+  .url({ message: 'expected an smtp:// or smtps:// URL' })
+  .refine((value) => /^smtps?:\/\//.test(value), 'expected an smtp:// or smtps:// URL');
+
 const postgresUrl = z
   .url({ message: 'expected a postgres:// URL' })
   .refine((value) => /^postgres(ql)?:\/\//.test(value), 'expected a postgres:// URL');
@@ -36,7 +81,8 @@ const environmentSchema = z.object({
   ISSUER: z
     .url({ message: 'expected an absolute http(s) URL' })
     .refine((value) => /^https?:\/\//.test(value), 'expected an http:// or https:// URL')
-    .refine((value) => !new URL(value).search && !new URL(value).hash, 'must not have a query or fragment')
+    // zod runs every refine even after z.url() failed, so guard before parsing.
+    .refine((value) => !URL.canParse(value) || (!new URL(value).search && !new URL(value).hash), 'must not have a query or fragment')
     .optional(),
   DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
@@ -45,6 +91,13 @@ const environmentSchema = z.object({
   TRUST_PROXY: booleanFromEnv.default(false),
   COOKIE_KEYS: secretList.optional(),
   PAIRWISE_SALT: z.string().min(32, 'must be at least 32 characters').optional(),
+  KEY_ENCRYPTION_KEY: keyEncryptionKeyList.optional(),
+  // Zero is allowed: a single instance that restarts right after rotating needs no delay.
+  KEY_ACTIVATION_DELAY_SECONDS: z.coerce
+    .number({ message: 'expected a number of seconds' })
+    .int('expected a whole number of seconds')
+    .min(0, 'expected zero or more seconds')
+    .default(3600),
   ACCESS_TOKEN_TTL: seconds(3600),
   ID_TOKEN_TTL: seconds(3600),
   REFRESH_TOKEN_TTL: seconds(14 * 24 * 3600),
@@ -63,7 +116,21 @@ const environmentSchema = z.object({
   LOGIN_LOCK_SECONDS: seconds(900),
   REGISTRATIONS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
   TOKEN_FAILURES_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(60),
+  DYNAMIC_REGISTRATION: booleanFromEnv.default(false),
+  LOGOUT_DELIVERY_POLL_SECONDS: seconds(1),
+  LOGOUT_DELIVERY_MAX_AGE_SECONDS: seconds(3600),
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(365),
+  // Self-service (registration mail, password reset, the /account pages).
+  SMTP_URL: smtpUrl.optional(),
+  MAIL_FROM: z.string().trim().min(3).max(320).optional(),
+  PRIVACY_POLICY_URL: publicUrl.optional(),
+  PRIVACY_CONTACT: contactAddress.optional(),
+  EMAIL_VERIFICATION_TTL: seconds(3 * 24 * 3600),
+  PASSWORD_RESET_TTL: seconds(3600),
+  ACCOUNT_SESSION_TTL: seconds(1800),
+  MAIL_PER_ACCOUNT_PER_HOUR: z.coerce.number().int().min(1).default(5),
+  PASSWORD_RESETS_PER_EMAIL_PER_HOUR: z.coerce.number().int().min(1).default(3),
+  PASSWORD_RESETS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
 });
 
 export type Config = Readonly<{
@@ -77,6 +144,10 @@ export type Config = Readonly<{
   trustProxy: boolean;
   cookieKeys: readonly string[] | undefined;
   pairwiseSalt: string | undefined;
+  /** Key-encryption keys for signing keys at rest; the first encrypts. Undefined: one is kept in the database. */
+  keyEncryptionKeys: readonly Buffer[] | undefined;
+  /** How long a rotated-in signing or cookie key is published before it signs. */
+  keyActivationDelaySeconds: number;
   ttl: Readonly<{
     accessToken: number;
     idToken: number;
@@ -92,7 +163,15 @@ export type Config = Readonly<{
   sweepBatchSize: number;
   shutdownTimeoutSeconds: number;
   rateLimits: RateLimits;
+  /** Mail: over SMTP when smtpUrl is set, otherwise to the log and the outbox table. */
+  mail: Readonly<{ smtpUrl: string | undefined; from: string }>;
+  /** Shown in every page footer when set. */
+  privacy: Readonly<{ policyUrl: string | undefined; contact: string | undefined }>;
+  /** Lifetimes (seconds) of one-time links and of the /account pages' idle session. */
+  selfService: Readonly<{ emailVerificationTtl: number; passwordResetTtl: number; accountSessionTtl: number }>;
   auditRetentionDays: number;
+  logoutDelivery: Readonly<{ pollSeconds: number; maxAgeSeconds: number }>;
+  dynamicRegistration: boolean;
 }>;
 
 export type RateLimits = Readonly<{
@@ -102,6 +181,10 @@ export type RateLimits = Readonly<{
   loginLockSeconds: number;
   registrationsPerIpPerHour: number;
   tokenFailuresPerIpPerMinute: number;
+  /** Verification and email-change messages one account may trigger per hour. */
+  mailPerAccountPerHour: number;
+  passwordResetsPerEmailPerHour: number;
+  passwordResetsPerIpPerHour: number;
 }>;
 
 function describeIssues(error: z.ZodError): string {
@@ -128,6 +211,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trustProxy: e.TRUST_PROXY,
     cookieKeys: e.COOKIE_KEYS,
     pairwiseSalt: e.PAIRWISE_SALT,
+    keyEncryptionKeys: e.KEY_ENCRYPTION_KEY ? Object.freeze(e.KEY_ENCRYPTION_KEY) : undefined,
+    keyActivationDelaySeconds: e.KEY_ACTIVATION_DELAY_SECONDS,
     ttl: Object.freeze({
       accessToken: e.ACCESS_TOKEN_TTL,
       idToken: e.ID_TOKEN_TTL,
@@ -149,8 +234,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       loginLockSeconds: e.LOGIN_LOCK_SECONDS,
       registrationsPerIpPerHour: e.REGISTRATIONS_PER_IP_PER_HOUR,
       tokenFailuresPerIpPerMinute: e.TOKEN_FAILURES_PER_IP_PER_MINUTE,
+      mailPerAccountPerHour: e.MAIL_PER_ACCOUNT_PER_HOUR,
+      passwordResetsPerEmailPerHour: e.PASSWORD_RESETS_PER_EMAIL_PER_HOUR,
+      passwordResetsPerIpPerHour: e.PASSWORD_RESETS_PER_IP_PER_HOUR,
     }),
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
+    mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Group ID <no-reply@${new URL(issuer).hostname}>` }),
+    privacy: Object.freeze({ policyUrl: e.PRIVACY_POLICY_URL, contact: e.PRIVACY_CONTACT }),
+    selfService: Object.freeze({
+      emailVerificationTtl: e.EMAIL_VERIFICATION_TTL,
+      passwordResetTtl: e.PASSWORD_RESET_TTL,
+      accountSessionTtl: e.ACCOUNT_SESSION_TTL,
+    }),
+    dynamicRegistration: e.DYNAMIC_REGISTRATION,
+    logoutDelivery: Object.freeze({ pollSeconds: e.LOGOUT_DELIVERY_POLL_SECONDS, maxAgeSeconds: e.LOGOUT_DELIVERY_MAX_AGE_SECONDS }),
   });
 }
 

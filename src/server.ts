@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const db = await openDatabase(config, logger);
   await migrate(db, logger);
-  const { app, provider } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries } = await createApp(config, db, logger);
   const stopSweeper = startExpiredRowSweeper(db, logger, {
     intervalSeconds: config.sweepIntervalSeconds,
     batchSize: config.sweepBatchSize,
@@ -59,6 +59,7 @@ async function main(): Promise<void> {
     forceClose.unref();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await logoutDeliveries.stop();
     await db.close();
     logger.info('stopped');
     process.exit(0);

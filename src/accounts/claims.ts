@@ -1,3 +1,4 @@
+import type { PlainKey } from '../i18n/catalogue.js';
 import type { Account } from './store.js';
 
 /**
@@ -13,30 +14,35 @@ export const claimsByScope = {
 export const supportedScopes = ['openid', 'profile', 'email', 'offline_access'] as const;
 export type SupportedScope = (typeof supportedScopes)[number];
 
-/** Plain-words descriptions shown on the consent page, one per scope a service may ask for. */
-export const scopeDescriptions: Record<SupportedScope, string> = {
-  openid: 'A service-specific identifier for your account (it cannot be used to link you across services)',
-  profile: 'Your name (full, given and family name), your language, and when you last changed them',
-  email: 'Your email address and whether it has been verified',
-  offline_access: 'Keep access while you are away, until you revoke it',
+type Claim = (typeof claimsByScope)[keyof typeof claimsByScope][number];
+
+/**
+ * Plain-words descriptions of each scope a service may ask for, shown on the consent and
+ * account pages: catalogue keys, so each language says it in its own words.
+ */
+export const scopeDescriptions: Record<SupportedScope, PlainKey> = {
+  openid: 'scope.openid',
+  profile: 'scope.profile',
+  email: 'scope.email',
+  offline_access: 'scope.offline_access',
 };
 
-/** Plain-words names of each claim, for consent and account pages. */
-export const claimLabels: Record<string, string> = {
-  sub: 'An identifier for you that only this service uses',
-  name: 'Full name',
-  given_name: 'Given name',
-  family_name: 'Family name',
-  locale: 'Preferred language',
-  updated_at: 'When you last updated your profile',
-  email: 'Email address',
-  email_verified: 'Whether your email address is verified',
+/** Plain-words names of each claim (catalogue keys). */
+export const claimLabels: Record<Claim, PlainKey> = {
+  sub: 'claim.sub',
+  name: 'claim.name',
+  given_name: 'claim.given_name',
+  family_name: 'claim.family_name',
+  locale: 'claim.locale',
+  updated_at: 'claim.updated_at',
+  email: 'claim.email',
+  email_verified: 'claim.email_verified',
 };
 
 export interface ScopeDisclosure {
   scope: SupportedScope;
-  description: string;
-  claims: string[];
+  description: PlainKey;
+  claims: PlainKey[];
 }
 
 /** What a service receives for each of these scopes, in plain words, in a stable order. */
@@ -47,7 +53,7 @@ export function describeScopes(scopes: Iterable<string>): ScopeDisclosure[] {
     .map((scope) => ({
       scope,
       description: scopeDescriptions[scope],
-      claims: scope in claimsByScope ? claimsByScope[scope as keyof typeof claimsByScope].map((claim) => claimLabels[claim] ?? claim) : [],
+      claims: scope in claimsByScope ? claimsByScope[scope as keyof typeof claimsByScope].map((claim: Claim) => claimLabels[claim]) : [],
     }));
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { Database, Queryable } from '../db/index.js';
+import type { Queryable } from '../db/index.js';
 import { Conflict, NotFound } from '../errors.js';
 import { parseOrThrow } from '../validation.js';
 import { dummyPasswordHash, hashPassword, passwordNeedsRehash, passwordSchema, verifyPassword } from './passwords.js';
@@ -23,11 +23,15 @@ export const emailSchema = z
   .max(254, 'That email address is too long.')
   .pipe(z.email({ message: 'Enter a valid email address.' }));
 
+// Postgres text cannot hold NUL, and no name needs one.
+const withoutNul = (value: string) => !value.includes('\u0000');
+
 const optionalText = (max: number) =>
   z
     .string()
     .trim()
     .max(max, `Use at most ${max} characters.`)
+    .refine(withoutNul, 'Remove the control characters.')
     .transform((value) => (value === '' ? null : value))
     .nullable()
     .optional();
@@ -162,18 +166,66 @@ export async function authenticate(db: Queryable, email: string, password: strin
 
 export async function setPassword(db: Queryable, id: string, password: string): Promise<void> {
   const valid = parseOrThrow(passwordSchema, password);
-  const { rowCount } = await db.query('UPDATE accounts SET password_hash = $2, updated_at = now() WHERE id = $1', [
-    id,
-    await hashPassword(valid),
-  ]);
+  await storePasswordHash(db, id, await hashPassword(valid));
+}
+
+/**
+ * Stores a hash made beforehand with hashPassword, so a transaction is not held open while
+ * argon2 runs. The caller has validated the password with passwordSchema.
+ */
+export async function storePasswordHash(db: Queryable, id: string, passwordHash: string): Promise<void> {
+  const { rowCount } = await db.query('UPDATE accounts SET password_hash = $2 WHERE id = $1', [id, passwordHash]);
   if (!rowCount) throw new NotFound('no such account');
 }
 
-/** Deletes the account and every protocol artefact (sessions, grants, tokens) that belongs to it. */
-export async function deleteAccount(db: Database, id: string): Promise<void> {
-  await db.transaction(async (tx) => {
-    const { rowCount } = await tx.query('DELETE FROM accounts WHERE id = $1', [id]);
+/** Checks the password of a known account (re-authentication before a sensitive change). */
+export async function checkPassword(db: Queryable, id: string, password: string): Promise<boolean> {
+  const { rows } = await db.query<{ password_hash: string }>('SELECT password_hash FROM accounts WHERE id = $1', [id]);
+  return verifyPassword(rows[0]?.password_hash ?? (await dummyPasswordHash()), password);
+}
+
+/** Changes the released profile claims; only these four are editable by their owner. */
+export async function updateProfile(db: Queryable, id: string, input: ProfileUpdate): Promise<Account> {
+  const data = parseOrThrow(profileSchema, input);
+  const { rows } = await db.query<AccountRow>(
+    `UPDATE accounts SET name = $2, given_name = $3, family_name = $4, locale = $5, updated_at = now()
+     WHERE id = $1 RETURNING ${accountColumns}`,
+    [id, data.name ?? null, data.givenName ?? null, data.familyName ?? null, data.locale ?? null],
+  );
+  if (!rows[0]) throw new NotFound('no such account');
+  return toAccount(rows[0]);
+}
+
+/** Marks the address verified, but only while it is still the account's address. */
+export async function markEmailVerified(db: Queryable, id: string, email: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    'UPDATE accounts SET email_verified = true, updated_at = now() WHERE id = $1 AND lower(email) = lower($2)',
+    [id, email],
+  );
+  return rowCount === 1;
+}
+
+/** Replaces the address with one whose ownership was just proven; Conflict if another account took it. */
+export async function replaceVerifiedEmail(db: Queryable, id: string, email: string): Promise<void> {
+  try {
+    const { rowCount } = await db.query('UPDATE accounts SET email = $2, email_verified = true, updated_at = now() WHERE id = $1', [
+      id,
+      email,
+    ]);
     if (!rowCount) throw new NotFound('no such account');
-    await tx.query('DELETE FROM oidc_payloads WHERE account_id = $1', [id]);
-  });
+  } catch (error) {
+    if ((error as { code?: string }).code === '23505') throw new Conflict('an account with that email already exists');
+    throw error;
+  }
+}
+
+/**
+ * Deletes the account and every protocol artefact (sessions, grants, tokens) that belongs to
+ * it, inside the caller's transaction. Rows of the account's own tables (links, account-page
+ * sessions, outbox, usage) go with it by ON DELETE CASCADE.
+ */
+export async function deleteAccountRows(tx: Queryable, id: string): Promise<void> {
+  const { rowCount } = await tx.query('DELETE FROM accounts WHERE id = $1', [id]);
+  if (!rowCount) throw new NotFound('no such account');
+  await tx.query('DELETE FROM oidc_payloads WHERE account_id = $1', [id]);
 }

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First import: it must run before anything loads oidc-provider.
+import './quiet-runtime-warning.js';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { accountCommands } from './commands/accounts.js';
@@ -18,14 +20,6 @@ const commands: Command[] = [
   ...auditCommands,
   ...sessionCommands,
 ];
-
-// oidc-provider warns at import that Node 20 is not its preferred runtime (see README).
-// The CLI keeps stderr for one-line errors, so that single known notice is dropped here.
-const originalWarn = console.warn;
-console.warn = (...args: unknown[]) => {
-  if (typeof args[0] === 'string' && args[0].includes('oidc-provider WARNING: Unsupported runtime')) return;
-  originalWarn(...args);
-};
 
 function helpText(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

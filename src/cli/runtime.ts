@@ -3,6 +3,7 @@ import { openDatabase, type Database } from '../db/index.js';
 import { migrate } from '../db/migrate.js';
 import { providerPages } from '../http/pages.js';
 import { createLogger, type Logger } from '../logger.js';
+import type Provider from 'oidc-provider';
 import type { MetadataValidator } from '../clients/store.js';
 
 export interface CliRuntime {
@@ -11,6 +12,8 @@ export interface CliRuntime {
   db: Database;
   /** oidc-provider's client validation, built on first use (it loads keys). */
   clientValidator(): Promise<MetadataValidator>;
+  /** The oidc-provider instance, built on first use (it loads keys). */
+  provider(): Promise<Provider>;
 }
 
 /** Opens what a command needs: config, a stderr logger, the migrated database. */
@@ -27,17 +30,25 @@ export async function openCliRuntime(options: { migrate: boolean }): Promise<Cli
     throw error;
   }
   let validator: MetadataValidator | undefined;
+  let provider: Provider | undefined;
+  const loadProvider = async () => {
+    if (!provider) {
+      const { buildProvider } = await import('../oidc/provider.js');
+      provider = (await buildProvider(config, db, logger, providerPages)).provider;
+    }
+    return provider;
+  };
   return {
     config,
     logger,
     db,
     async clientValidator() {
       if (!validator) {
-        const { buildProvider, clientMetadataValidator } = await import('../oidc/provider.js');
-        const { provider } = await buildProvider(config, db, logger, providerPages);
-        validator = clientMetadataValidator(provider);
+        const { clientMetadataValidator } = await import('../oidc/provider.js');
+        validator = clientMetadataValidator(await loadProvider());
       }
       return validator;
     },
+    provider: loadProvider,
   };
 }

@@ -4,6 +4,7 @@ import { supportedScopes } from '../accounts/claims.js';
 import type { Database, Queryable } from '../db/index.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import { parseOrThrow } from '../validation.js';
+import { hashClientSecret, newClientSecret } from '../security/client-secrets.js';
 
 const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -27,6 +28,7 @@ export const clientRegistrationSchema = z
     redirectUris: z.array(redirectUriSchema).default([]),
     postLogoutRedirectUris: z.array(redirectUriSchema).default([]),
     backchannelLogoutUri: redirectUriSchema.optional(),
+    frontchannelLogoutUri: redirectUriSchema.optional(),
     scopes: z
       .array(z.enum(supportedScopes, { message: `must be one of ${supportedScopes.join(', ')}` }))
       .default(['openid', 'profile', 'email']),
@@ -68,6 +70,7 @@ export const clientUpdateSchema = z.object({
   redirectUris: z.array(redirectUriSchema).optional(),
   postLogoutRedirectUris: z.array(redirectUriSchema).optional(),
   backchannelLogoutUri: redirectUriSchema.nullable().optional(),
+  frontchannelLogoutUri: redirectUriSchema.nullable().optional(),
   scopes: clientRegistrationSchema.shape.scopes.unwrap().optional(),
   subjectType: z.enum(['pairwise', 'public']).optional(),
   grantTypes: clientRegistrationSchema.shape.grantTypes.unwrap().optional(),
@@ -89,6 +92,7 @@ export interface ClientView {
   redirectUris: string[];
   postLogoutRedirectUris: string[];
   backchannelLogoutUri: string | null;
+  frontchannelLogoutUri: string | null;
   scopes: string[];
   grantTypes: string[];
   subjectType: string;
@@ -97,7 +101,6 @@ export interface ClientView {
   updatedAt: Date;
 }
 
-const newSecret = () => randomBytes(32).toString('base64url');
 const newClientId = () => randomBytes(12).toString('base64url');
 
 type ParsedRegistration = z.output<typeof clientRegistrationSchema>;
@@ -116,6 +119,9 @@ function toMetadata(clientId: string, input: ParsedRegistration, secret: string 
     ...(input.backchannelLogoutUri
       ? { backchannel_logout_uri: input.backchannelLogoutUri, backchannel_logout_session_required: true }
       : {}),
+    ...(input.frontchannelLogoutUri
+      ? { frontchannel_logout_uri: input.frontchannelLogoutUri, frontchannel_logout_session_required: true }
+      : {}),
     scope: input.scopes.join(' '),
     token_endpoint_auth_method: input.public ? 'none' : (input.authMethod ?? 'client_secret_basic'),
     // Without a redirect URI there is no sector to pair identifiers with, and no user either.
@@ -130,6 +136,7 @@ function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration 
     redirectUris: (metadata['redirect_uris'] as string[] | undefined) ?? [],
     postLogoutRedirectUris: (metadata['post_logout_redirect_uris'] as string[] | undefined) ?? [],
     backchannelLogoutUri: metadata['backchannel_logout_uri'] as string | undefined,
+    frontchannelLogoutUri: metadata['frontchannel_logout_uri'] as string | undefined,
     scopes: String(metadata['scope'] ?? '')
       .split(' ')
       .filter(Boolean) as ParsedRegistration['scopes'],
@@ -165,6 +172,7 @@ function toView(row: ClientRow): ClientView {
     redirectUris: registration.redirectUris,
     postLogoutRedirectUris: registration.postLogoutRedirectUris,
     backchannelLogoutUri: registration.backchannelLogoutUri ?? null,
+    frontchannelLogoutUri: registration.frontchannelLogoutUri ?? null,
     scopes: registration.scopes,
     grantTypes: registration.grantTypes,
     subjectType: String(m['subject_type'] ?? 'pairwise'),
@@ -188,8 +196,8 @@ export interface RegisteredClient {
 
 export async function registerClient(db: Queryable, input: ClientRegistration, validate: MetadataValidator): Promise<RegisteredClient> {
   const registration = parseOrThrow(clientRegistrationSchema, input);
-  const secret = registration.public ? undefined : newSecret();
-  const metadata = toMetadata(newClientId(), registration, secret);
+  const secret = registration.public ? undefined : newClientSecret();
+  const metadata = toMetadata(newClientId(), registration, secret && hashClientSecret(secret));
   await validate(metadata);
   const { rows } = await db.query<ClientRow>(
     'INSERT INTO clients (id, metadata) VALUES ($1, $2) RETURNING id, metadata, created_at, updated_at',
@@ -222,6 +230,8 @@ export async function updateClient(
       ...current,
       ...Object.fromEntries(Object.entries(patch).filter(([, value]) => value !== undefined)),
       backchannelLogoutUri: patch.backchannelLogoutUri === null ? undefined : (patch.backchannelLogoutUri ?? current.backchannelLogoutUri),
+      frontchannelLogoutUri:
+        patch.frontchannelLogoutUri === null ? undefined : (patch.frontchannelLogoutUri ?? current.frontchannelLogoutUri),
     });
     const metadata = toMetadata(clientId, merged, row.metadata.client_secret);
     await validate(metadata);
@@ -237,11 +247,11 @@ export async function rotateClientSecret(db: Database, clientId: string): Promis
   return db.transaction(async (tx) => {
     const row = await findClientRow(tx, clientId);
     if (row.metadata['token_endpoint_auth_method'] === 'none') throw new InvalidInput('a public client has no secret');
-    const secret = newSecret();
+    const secret = newClientSecret();
     const { rows } = await tx.query<ClientRow>(
       `UPDATE clients SET metadata = jsonb_set(metadata, '{client_secret}', to_jsonb($2::text)), updated_at = now()
        WHERE id = $1 RETURNING id, metadata, created_at, updated_at`,
-      [clientId, secret],
+      [clientId, hashClientSecret(secret)],
     );
     return { client: toView(rows[0]!), clientSecret: secret };
   });

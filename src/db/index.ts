@@ -42,6 +42,54 @@ function translateError(error: unknown): never {
   throw error;
 }
 
+/** Told about every statement sent through a Database: its kind, how long it took and whether it failed. */
+export type QueryObserver = (operation: string, seconds: number, failed: boolean) => void;
+
+let queryObserver: QueryObserver | undefined;
+
+/**
+ * Installs the process-wide observer of query latency (the metrics layer sets it; the db
+ * layer must not import it). Pass undefined to remove it.
+ */
+export function observeQueries(observer: QueryObserver | undefined): void {
+  queryObserver = observer;
+}
+
+const statementKinds = /^\s*(select|insert|update|delete|with|begin|commit|rollback)\b/i;
+
+/** The statement's leading keyword (select, insert, …): a label of bounded cardinality. */
+export function queryOperation(text: string): string {
+  return statementKinds.exec(text)?.[1]?.toLowerCase() ?? 'other';
+}
+
+async function timed<R>(text: string, run: () => Promise<R>): Promise<R> {
+  const observer = queryObserver;
+  if (!observer) return run();
+  const started = process.hrtime.bigint();
+  let failed = true;
+  try {
+    const result = await run();
+    failed = false;
+    return result;
+  } finally {
+    observer(queryOperation(text), Number(process.hrtime.bigint() - started) / 1e9, failed);
+  }
+}
+
+/**
+ * Times promise-style `pool.query` calls, so statements sent on `db.pool` by code outside
+ * this module (the rate limiter) are observed as well as `Database.query`.
+ */
+function timePoolQueries(pool: pg.Pool): void {
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const [statement] = args;
+    const text = typeof statement === 'string' ? statement : (statement as { text?: unknown } | undefined)?.text;
+    if (typeof text !== 'string' || args.some((arg) => typeof arg === 'function')) return query(...args);
+    return timed(text, () => query(...args) as Promise<unknown>);
+  };
+}
+
 function describeUrl(url: string): string {
   const parsed = new URL(url);
   parsed.password = '';
@@ -58,6 +106,7 @@ export function createPostgresDatabase(url: string, options: { poolMax: number; 
   });
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (error) => options.logger.warn({ err: error.message }, 'idle database connection lost'));
+  timePoolQueries(pool);
 
   return {
     pool,
@@ -78,9 +127,9 @@ export function createPostgresDatabase(url: string, options: { poolMax: number; 
       }
       let broken = false;
       try {
-        await client.query('BEGIN');
-        const result = await work({ query: (text, values) => client.query(text, values as unknown[] | undefined) });
-        await client.query('COMMIT');
+        await timed('BEGIN', () => client.query('BEGIN'));
+        const result = await work({ query: (text, values) => timed(text, () => client.query(text, values as unknown[] | undefined)) });
+        await timed('COMMIT', () => client.query('COMMIT'));
         return result;
       } catch (error) {
         await client.query('ROLLBACK').catch(() => {

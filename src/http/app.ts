@@ -8,13 +8,22 @@ import type Provider from 'oidc-provider';
 import { isSecureIssuer, type Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
+import { installDurableBackchannelLogout, type DeliveryWorker } from '../oidc/backchannel.js';
 import { buildProvider } from '../oidc/provider.js';
+import { trackServiceUsage } from '../oidc/service-usage.js';
+import { createMailer } from '../mail/mailer.js';
 import { errorBoundary } from './errors.js';
+import { frontChannelLogout } from './frontchannel-logout.js';
 import { healthRoutes } from './health.js';
 import { interactionRoutes } from './interactions.js';
-import { registerDatabaseMetrics } from './metrics.js';
+import { accountRoutes } from './account/routes.js';
+import { emailLinkRoutes } from './email-links.js';
+import { languageRoutes } from './language.js';
+import { passwordResetRoutes } from './password-reset.js';
+import type { SelfServiceDeps } from './self-service.js';
+import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
-import { viewsDirectory } from './render.js';
+import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging } from './request-log.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
@@ -55,31 +64,62 @@ function stylesheetRoute(): Router {
   return router;
 }
 
+// Unknown methods (TRACE, PROPFIND …) are the client's mistake: 405 through the error boundary, not 501.
+const methodNotAllowed = () => Object.assign(new Error('method not allowed'), { status: 405, expose: true });
+const methodErrors = { throw: true, notImplemented: methodNotAllowed, methodNotAllowed };
+
+/** oidc-provider builds URLs from the Host header; one that is not an authority would throw. */
+async function rejectMalformedHost(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+  if (!URL.canParse(`${ctx.protocol}://${ctx.host}/`)) {
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_request', error_description: 'malformed Host header' };
+    return;
+  }
+  await next();
+}
+
 export interface IdentityApp {
   app: Koa;
   provider: Provider;
+  /** Sends queued back-channel logout tokens; stop it on shutdown. */
+  logoutDeliveries: DeliveryWorker;
 }
 
 /** The request's path through the server, top to bottom. */
 export async function createApp(config: Config, db: Database, logger: Logger): Promise<IdentityApp> {
   const { provider, cookieKeys } = await buildProvider(config, db, logger, providerPages);
+  const logoutDeliveries = installDurableBackchannelLogout(provider, db, logger, { ...config.logoutDelivery, batchSize: 20 });
   const app = new Koa({ proxy: config.trustProxy });
   // Must equal the provider's cookie keys: mounted, it signs cookies with the outer app's keys.
   app.keys = cookieKeys;
   registerDatabaseMetrics(db);
+  instrumentProvider(provider);
 
   app.use(requestLogging(logger));
+  app.use(pageContext(config));
   app.use(errorBoundary(logger));
   app.use(securityHeaders(config));
+  app.use(rejectMalformedHost);
 
   const health = healthRoutes(db);
   const styles = stylesheetRoute();
   const throttle = new Throttle(db, config.rateLimits);
-  const interactions = interactionRoutes(provider, db, throttle);
+  const selfService: SelfServiceDeps = { config, db, provider, throttle, mailer: createMailer(config, db, logger), logger };
+  trackServiceUsage(provider, db, logger);
+  const interactions = interactionRoutes(selfService);
+  const account = accountRoutes(selfService);
+  const emailLinks = emailLinkRoutes(selfService);
+  const passwordReset = passwordResetRoutes(selfService);
+  const language = languageRoutes();
   app.use(health.routes());
   app.use(styles.routes());
-  app.use(interactions.routes()).use(interactions.allowedMethods());
+  app.use(language.routes());
+  app.use(interactions.routes()).use(interactions.allowedMethods(methodErrors));
+  app.use(account.routes()).use(account.allowedMethods(methodErrors));
+  app.use(emailLinks.routes()).use(emailLinks.allowedMethods(methodErrors));
+  app.use(passwordReset.routes()).use(passwordReset.allowedMethods(methodErrors));
   app.use(tokenEndpointThrottle(throttle));
+  app.use(frontChannelLogout(provider, db, config.issuer));
   app.use(mount(provider));
-  return { app, provider };
+  return { app, provider, logoutDeliveries };
 }

@@ -1,8 +1,18 @@
 import type { Context, Next } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
-import { Conflict, DomainError, InvalidInput, NotFound, TooManyAttempts, Unavailable } from '../errors.js';
+import { Conflict, InvalidInput, NotFound, TooManyAttempts, Unavailable } from '../errors.js';
+import type { PlainKey, Translate } from '../i18n/catalogue.js';
 import type { Logger } from '../logger.js';
-import { renderPage } from './render.js';
+import { CsrfFailure } from './csrf.js';
+import { pageTranslator, renderPage } from './render.js';
+
+/** Bad input from a page, with the catalogue key of what to tell the person. */
+export class PageError extends InvalidInput {
+  override name = 'PageError';
+  constructor(readonly key: PlainKey) {
+    super(key);
+  }
+}
 
 /** The one place errors become HTTP statuses. */
 export function statusForError(error: unknown): number {
@@ -18,16 +28,26 @@ export function statusForError(error: unknown): number {
   return 500;
 }
 
-function userMessage(error: unknown, status: number): string {
-  if (error instanceof oidcErrors.SessionNotFound) {
-    return 'This sign-in page has expired or was opened in another browser. Return to the service and sign in again.';
-  }
-  if (error instanceof DomainError) return error.message;
-  if (status === 503) return 'The service is temporarily unavailable. Please try again in a moment.';
-  if (status === 404) return 'The page you asked for does not exist.';
-  if (status === 413) return 'The request was too large.';
-  if (status < 500) return 'The request could not be understood.';
-  return 'Something went wrong on our side. Please try again.';
+/** "Try again in …" in the reader's language. */
+export function tooManyAttemptsMessage(t: Translate, error: TooManyAttempts): string {
+  const seconds = error.retryAfterSeconds;
+  return seconds < 90
+    ? t('tooManyAttempts.seconds', { n: Math.max(1, seconds) })
+    : t('tooManyAttempts.minutes', { n: Math.ceil(seconds / 60) });
+}
+
+/** What to tell the person, chosen by the error's type: domain messages are English, for logs and the CLI. */
+function userMessage(t: Translate, error: unknown, status: number): string {
+  if (error instanceof oidcErrors.SessionNotFound) return t('error.sessionNotFound');
+  if (error instanceof PageError) return t(error.key);
+  if (error instanceof CsrfFailure) return t('error.csrf');
+  if (error instanceof TooManyAttempts) return tooManyAttemptsMessage(t, error);
+  if (error instanceof Conflict) return t('error.conflict');
+  if (status === 503) return t('error.unavailable');
+  if (status === 404) return t('error.notFound');
+  if (status === 413) return t('error.tooLarge');
+  if (status < 500) return t('error.badRequest');
+  return t('error.server');
 }
 
 function wantsHtml(ctx: Context): boolean {
@@ -46,14 +66,14 @@ export function errorBoundary(logger: Logger) {
       const status = statusForError(error);
       const log = (ctx.state['log'] as Logger | undefined) ?? logger;
       if (status >= 500) log.error({ err: error }, 'request failed');
-      const message = userMessage(error, status);
+      const message = userMessage(pageTranslator(ctx), error, status);
       if (status === 503) ctx.set('retry-after', '5');
       if (error instanceof TooManyAttempts) ctx.set('retry-after', String(error.retryAfterSeconds));
       if (wantsHtml(ctx)) {
         renderPage(
           ctx,
           'error',
-          { title: 'Something went wrong', heading: status === 404 ? 'Page not found' : 'We could not complete this request', message },
+          { title: 'error.title', heading: status === 404 ? 'error.notFoundHeading' : 'error.heading', message },
           status,
         );
       } else {

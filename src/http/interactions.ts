@@ -1,22 +1,22 @@
 import Router from '@koa/router';
-import { bodyParser } from '@koa/bodyparser';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
 import { errors as oidcErrors, type InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
-import { authenticate, createAccount } from '../accounts/store.js';
-import { recordAuditEvent } from '../audit/log.js';
-import { passwordSchema } from '../accounts/passwords.js';
-import type { Database } from '../db/index.js';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { Conflict, InvalidInput, TooManyAttempts } from '../errors.js';
-import type { Throttle } from '../security/throttle.js';
 import { describeScopes } from '../accounts/claims.js';
-import { assertCsrfToken, issueCsrfToken } from './csrf.js';
-import { consentCounter, signInCounter } from './metrics.js';
-import { renderPage } from './render.js';
-
-const formBody = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+import { passwordSchema } from '../accounts/passwords.js';
+import { createAccount, findAccountByEmail, findAccountById } from '../accounts/store.js';
+import { recordAuditEvent } from '../audit/log.js';
+import { Conflict, TooManyAttempts } from '../errors.js';
+import { issueCsrfToken } from './csrf.js';
+import { PageError, tooManyAttemptsMessage } from './errors.js';
+import { firstProblem } from './form-errors.js';
+import { formBody, readForm } from './forms.js';
+import { currentLanguage, useLanguage } from './language.js';
+import { sendLink, sendNotice } from './link-mail.js';
+import { consentCounter } from './metrics.js';
+import { pageTranslator, renderPage } from './render.js';
+import type { SelfServiceDeps } from './self-service.js';
+import { recordSignIn, signInWithPassword } from './sign-in.js';
 
 // Shapes only; what the values must look like is checked with the messages users see.
 const loginForm = z.object({
@@ -26,44 +26,38 @@ const loginForm = z.object({
 });
 const registerForm = loginForm.extend({ name: z.string().max(1000).default('') });
 const registrationFields = z.object({
-  email: z
+  email: z.string().trim().min(1).max(254).pipe(z.email()),
+  password: passwordSchema,
+  name: z
     .string()
     .trim()
-    .min(1, 'Enter your email address.')
-    .max(254, 'That email address is too long.')
-    .pipe(z.email({ message: 'Enter a valid email address.' })),
-  password: passwordSchema,
-  name: z.string().trim().min(1, 'Enter your name.').max(200, 'Use at most 200 characters for your name.'),
+    .min(1)
+    .max(200)
+    .refine((name) => !name.includes('\u0000')),
 });
 const csrfOnlyForm = z.object({ _csrf: z.string().max(200).optional() });
-
-function readForm<T extends z.ZodType>(ctx: Context, schema: T): z.output<T> {
-  const parsed = schema.safeParse(ctx.request.body ?? {});
-  if (!parsed.success) throw new InvalidInput('The form was not filled in as expected. Reload the page and try again.');
-  assertCsrfToken(ctx, (parsed.data as { _csrf?: string })._csrf);
-  return parsed.data;
-}
-
-function clientDisplayName(client: { clientName?: string; clientId: string } | undefined): string {
-  return client?.clientName ?? client?.clientId ?? 'the service';
-}
 
 /**
  * The hosted login, registration and consent pages. They talk to oidc-provider only through
  * interactionDetails and interactionResult, as a separate login/consent app would.
  */
-export function interactionRoutes(provider: Provider, db: Database, throttle: Throttle): Router {
+export function interactionRoutes(deps: SelfServiceDeps): Router {
+  const { provider, db, throttle } = deps;
   const router = new Router({ prefix: '/interaction/:uid' });
   router.use(issueCsrfToken);
 
   async function loadInteraction(ctx: Context, expectedPrompt?: string) {
     const details = await provider.interactionDetails(ctx.req, ctx.res);
     if (details.uid !== ctx.params['uid']) throw new oidcErrors.SessionNotFound('interaction mismatch');
-    if (expectedPrompt && details.prompt.name !== expectedPrompt) {
-      throw new InvalidInput('This step is no longer needed. Return to the service and try again.');
-    }
+    const accountId = details.session?.accountId;
+    const account = accountId ? await findAccountById(db, accountId) : undefined;
+    useLanguage(ctx, { uiLocales: details.params['ui_locales'], accountLocale: account?.locale });
+    // A page rendered by a form post switches language by reopening the interaction.
+    ctx.state['returnPath'] = `/interaction/${details.uid}`;
+    if (expectedPrompt && details.prompt.name !== expectedPrompt) throw new PageError('error.stepNotNeeded');
     const client = await provider.Client.find(String(details.params['client_id']));
-    return { details, client, clientId: client?.clientId ?? null, clientName: clientDisplayName(client) };
+    const clientName = client?.clientName ?? client?.clientId ?? pageTranslator(ctx)('service.fallbackName');
+    return { details, client, clientId: client?.clientId ?? null, clientName };
   }
 
   async function finish(ctx: Context, result: InteractionResults, merge: boolean): Promise<void> {
@@ -73,28 +67,64 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
   }
 
   function renderLogin(ctx: Context, clientName: string, values: { email?: string; error?: string }, status = 200) {
+    const t = pageTranslator(ctx);
+    const base = `/interaction/${ctx.params['uid']}`;
     renderPage(
       ctx,
       'login',
-      { title: 'Sign in', uid: ctx.params['uid'], clientName, email: values.email ?? '', error: values.error },
-      status,
-    );
-  }
-
-  function renderRegister(ctx: Context, clientName: string, values: { email?: string; name?: string; error?: string }, status = 200) {
-    renderPage(
-      ctx,
-      'register',
       {
-        title: 'Create your account',
-        uid: ctx.params['uid'],
-        clientName,
+        title: 'login.title',
+        lead: t('login.lead', { service: clientName }),
+        action: `${base}/login`,
+        registerUrl: `${base}/register`,
+        forgotUrl: `/password/forgot?return=${encodeURIComponent(base)}`,
+        cancelAction: `${base}/abort`,
+        cancelLabel: t('login.cancel', { service: clientName }),
         email: values.email ?? '',
-        name: values.name ?? '',
         error: values.error,
       },
       status,
     );
+  }
+
+  function renderRegister(
+    ctx: Context,
+    clientName: string,
+    values: { email?: string; name?: string; error?: string; errorField?: string },
+    status = 200,
+  ) {
+    ctx.state['returnPath'] = `/interaction/${ctx.params['uid']}/register`;
+    renderPage(
+      ctx,
+      'register',
+      {
+        title: 'register.title',
+        uid: ctx.params['uid'],
+        lead: pageTranslator(ctx)('register.lead', { service: clientName }),
+        email: values.email ?? '',
+        name: values.name ?? '',
+        error: values.error,
+        errorField: values.errorField,
+      },
+      status,
+    );
+  }
+
+  /**
+   * Someone tried to register an address that has an account. The page says only that the
+   * account could not be created; the owner gets a notice (rate-limited, so it cannot be
+   * used to flood their mailbox).
+   */
+  async function tellOwnerOfRegistrationAttempt(ctx: Context, email: string): Promise<void> {
+    const owner = await findAccountByEmail(db, email);
+    if (!owner) return;
+    try {
+      await throttle.consumeAccountMail(owner.id);
+    } catch (error) {
+      if (error instanceof TooManyAttempts) return;
+      throw error;
+    }
+    await sendNotice(deps, 'register_existing', { to: owner.email, accountId: owner.id, language: currentLanguage(ctx) });
   }
 
   router.get('/', async (ctx) => {
@@ -106,42 +136,21 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
     }
     if (details.prompt.name === 'consent') {
       const requested = String(details.params['scope'] ?? 'openid').split(' ');
-      renderPage(ctx, 'consent', { title: 'Share your information', uid: details.uid, clientName, disclosures: describeScopes(requested) });
+      renderPage(ctx, 'consent', { title: 'consent.title', uid: details.uid, clientName, disclosures: describeScopes(requested) });
       return;
     }
-    throw new InvalidInput('This sign-in step is not supported.');
+    throw new PageError('error.stepUnsupported');
   });
 
   router.post('/login', formBody, async (ctx) => {
     const { clientName, clientId } = await loadInteraction(ctx, 'login');
     const form = readForm(ctx, loginForm);
-    if (!form.email.trim() || !form.password) {
-      renderLogin(ctx, clientName, { email: form.email, error: 'Enter your email address and password.' }, 400);
+    const outcome = await signInWithPassword(ctx, deps, { email: form.email, password: form.password, clientId });
+    if (!outcome.ok) {
+      renderLogin(ctx, clientName, { email: form.email, error: outcome.message }, outcome.status);
       return;
     }
-    try {
-      await throttle.assertSignInAllowed(form.email, ctx.ip);
-    } catch (error) {
-      if (!(error instanceof TooManyAttempts)) throw error;
-      signInCounter.inc({ outcome: 'locked' });
-      await recordAuditEvent(db, { event: 'sign_in.locked', outcome: 'denied', clientId, ip: ctx.ip });
-      ctx.set('retry-after', String(error.retryAfterSeconds));
-      renderLogin(ctx, clientName, { email: form.email, error: error.message }, 429);
-      return;
-    }
-    const account = await authenticate(db, form.email, form.password);
-    if (!account) {
-      signInCounter.inc({ outcome: 'failure' });
-      await recordAuditEvent(db, { event: 'sign_in', outcome: 'failure', clientId, ip: ctx.ip });
-      const { delayMs } = await throttle.recordSignInFailure(form.email, ctx.ip);
-      await sleep(delayMs);
-      renderLogin(ctx, clientName, { email: form.email, error: 'The email address or password is incorrect.' }, 401);
-      return;
-    }
-    await throttle.recordSignInSuccess(form.email);
-    signInCounter.inc({ outcome: 'success' });
-    await recordAuditEvent(db, { event: 'sign_in', outcome: 'success', actor: account.id, clientId, ip: ctx.ip });
-    await finish(ctx, { login: { accountId: account.id, amr: ['pwd'] } }, false);
+    await finish(ctx, { login: { accountId: outcome.account.id, amr: ['pwd'] } }, false);
   });
 
   router.get('/register', async (ctx) => {
@@ -152,38 +161,35 @@ export function interactionRoutes(provider: Provider, db: Database, throttle: Th
   router.post('/register', formBody, async (ctx) => {
     const { clientName, clientId } = await loadInteraction(ctx, 'login');
     const form = readForm(ctx, registerForm);
+    const t = pageTranslator(ctx);
     try {
       await throttle.consumeRegistration(ctx.ip);
     } catch (error) {
       if (!(error instanceof TooManyAttempts)) throw error;
       ctx.set('retry-after', String(error.retryAfterSeconds));
-      renderRegister(ctx, clientName, { email: form.email, name: form.name, error: error.message }, 429);
+      renderRegister(ctx, clientName, { email: form.email, name: form.name, error: tooManyAttemptsMessage(t, error) }, 429);
       return;
     }
     const fields = registrationFields.safeParse(form);
     if (!fields.success) {
-      renderRegister(ctx, clientName, { email: form.email, name: form.name, error: fields.error.issues[0]?.message }, 400);
+      const problem = firstProblem(t, fields.error);
+      renderRegister(ctx, clientName, { email: form.email, name: form.name, error: problem.message, errorField: problem.field }, 400);
       return;
     }
-    let accountId: string;
+    let account;
     try {
-      accountId = (await createAccount(db, fields.data)).id;
-      await recordAuditEvent(db, { event: 'account.created', outcome: 'success', actor: accountId, clientId, ip: ctx.ip });
+      account = await createAccount(db, fields.data);
     } catch (error) {
       if (!(error instanceof Conflict)) throw error;
-      renderRegister(
-        ctx,
-        clientName,
-        {
-          email: form.email,
-          name: form.name,
-          error: 'We could not create an account with these details. If you already have an account, sign in instead.',
-        },
-        400,
-      );
+      await tellOwnerOfRegistrationAttempt(ctx, fields.data.email);
+      renderRegister(ctx, clientName, { email: form.email, name: form.name, error: t('register.error.notCreated') }, 400);
       return;
     }
-    await finish(ctx, { login: { accountId, amr: ['pwd'] } }, false);
+    await recordAuditEvent(db, { event: 'account.created', outcome: 'success', actor: account.id, clientId, ip: ctx.ip });
+    await recordSignIn(ctx, db, account.id, clientId);
+    // Usable at once for this sign-in; email_verified stays false until the link is opened.
+    await sendLink(deps, 'verify_email', { to: account.email, accountId: account.id, language: currentLanguage(ctx) });
+    await finish(ctx, { login: { accountId: account.id, amr: ['pwd'] } }, false);
   });
 
   router.post('/consent', formBody, async (ctx) => {

@@ -1,5 +1,5 @@
 import type Provider from 'oidc-provider';
-import type { Database, Queryable } from '../db/index.js';
+import type { Queryable } from '../db/index.js';
 import { enqueueLogoutDelivery, type LogoutReason } from './deliveries.js';
 
 /** The session ids (`sid`) under which each of these services knows the account's sessions. */
@@ -21,10 +21,11 @@ export async function sessionIdsByClient(db: Queryable, accountId: string, clien
  * ended. Sessions are looked up now, so call this before deleting them. A revoked grant is
  * announced only to services that have a session; a deleted account is announced to every
  * listed service (with `sub` only when it has no session). Delivery failures never surface
- * here: the worker retries and records them.
+ * here: the worker retries and records them. Pass a transaction as `db` to queue the
+ * notices atomically with the change they announce.
  */
 export async function notifyLogout(
-  deps: { db: Database; provider: Provider },
+  deps: { db: Queryable; provider: Provider },
   request: { accountId: string; clientIds: string[]; reason: Extract<LogoutReason, 'grant_revoked' | 'account_deleted' | 'session_ended'> },
 ): Promise<void> {
   const sids = await sessionIdsByClient(deps.db, request.accountId, request.clientIds);

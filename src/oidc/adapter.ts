@@ -30,7 +30,8 @@ export function createAdapterFactory(db: Database) {
         return;
       }
       // jsonb cannot hold NUL; such a value came from a request parameter (state, nonce …).
-      if (JSON.stringify(payload).includes('\\u0000')) throw new errors.InvalidRequest('request parameters must not contain NUL characters');
+      if (JSON.stringify(payload).includes('\\u0000'))
+        throw new errors.InvalidRequest('request parameters must not contain NUL characters');
       // Grants are keyed by their own id, so revoking a grant removes the grant row too.
       const grantId = this.model === 'Grant' ? id : (payload.grantId ?? null);
       await db.query(

@@ -69,7 +69,11 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       // http/frontchannel-logout.ts renders it.
       properties: ['first_party', 'frontchannel_logout_uri', 'frontchannel_logout_session_required'],
       validator(ctx, key, value, metadata) {
-        if (key === 'frontchannel_logout_uri' && value !== undefined && (typeof value !== 'string' || !/^https?:\/\//.test(value) || !URL.canParse(value))) {
+        if (
+          key === 'frontchannel_logout_uri' &&
+          value !== undefined &&
+          (typeof value !== 'string' || !/^https?:\/\//.test(value) || !URL.canParse(value))
+        ) {
           throw new errors.InvalidClientMetadata('frontchannel_logout_uri must be an http(s) URL');
         }
         if (key === 'frontchannel_logout_session_required' && value !== undefined && typeof value !== 'boolean') {

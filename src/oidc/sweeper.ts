@@ -1,4 +1,7 @@
+import { sweepExpiredAccountSessions } from '../accounts/account-sessions.js';
+import { sweepExpiredLinkTokens } from '../accounts/one-time-links.js';
 import { pruneAuditEvents } from '../audit/log.js';
+import { sweepOutbox } from '../mail/outbox.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { sweepExpiredRateLimits } from '../security/throttle.js';
@@ -12,7 +15,8 @@ export interface SweepOptions {
 
 /**
  * Periodically deletes expired protocol rows (in bounded batches), spent rate-limit
- * counters and audit events past retention. Returns a stop function.
+ * counters, audit events past retention, expired one-time links and account-page sessions,
+ * and week-old outbox mail. Returns a stop function.
  */
 export function startExpiredRowSweeper(db: Database, logger: Logger, options: SweepOptions): () => void {
   let running = false;
@@ -23,7 +27,10 @@ export function startExpiredRowSweeper(db: Database, logger: Logger, options: Sw
       const protocolRows = await sweepExpired(db, options.batchSize);
       const counters = await sweepExpiredRateLimits(db);
       const auditEvents = await pruneAuditEvents(db, options.auditRetentionDays);
-      if (protocolRows + counters + auditEvents > 0) logger.info({ protocolRows, counters, auditEvents }, 'expired rows swept');
+      const selfService = (await sweepExpiredLinkTokens(db)) + (await sweepExpiredAccountSessions(db)) + (await sweepOutbox(db));
+      if (protocolRows + counters + auditEvents + selfService > 0) {
+        logger.info({ protocolRows, counters, auditEvents, selfService }, 'expired rows swept');
+      }
     } catch (error) {
       logger.warn({ err: (error as Error).message }, 'expired-row sweep failed; will retry');
     } finally {

@@ -7,9 +7,18 @@ import { TooManyAttempts } from '../errors.js';
 // Keys are hashed so the counters table holds no email addresses.
 const keyFor = (kind: string, value: string) => `${kind}:${createHash('sha256').update(value).digest('base64url')}`;
 
+/**
+ * The limiter's queries without statement names: the embedded Postgres serves every pool
+ * connection from one session, where a name prepared by one connection ("rate_limits:rlflx-get")
+ * collides with the same name from the next, and the request fails.
+ */
+function unnamedStatements(db: Database) {
+  return { query: (query: { text: string; values?: unknown[] }) => db.pool.query({ text: query.text, values: query.values }) };
+}
+
 function limiter(db: Database, keyPrefix: string, points: number, durationSeconds: number) {
   return new RateLimiterPostgres({
-    storeClient: db.pool,
+    storeClient: unnamedStatements(db),
     storeType: 'pool',
     tableName: 'rate_limits',
     tableCreated: true,
@@ -46,6 +55,9 @@ export class Throttle {
   private readonly failuresByIp;
   private readonly registrationsByIp;
   private readonly tokenFailuresByIp;
+  private readonly mailByAccount;
+  private readonly resetsByEmail;
+  private readonly resetsByIp;
 
   constructor(
     db: Database,
@@ -55,6 +67,9 @@ export class Throttle {
     this.failuresByIp = limiter(db, 'login-ip', limits.loginFailuresPerIp, limits.loginFailureWindowSeconds);
     this.registrationsByIp = limiter(db, 'register-ip', limits.registrationsPerIpPerHour, 3600);
     this.tokenFailuresByIp = limiter(db, 'token-ip', limits.tokenFailuresPerIpPerMinute, 60);
+    this.mailByAccount = limiter(db, 'mail-account', limits.mailPerAccountPerHour, 3600);
+    this.resetsByEmail = limiter(db, 'reset-email', limits.passwordResetsPerEmailPerHour, 3600);
+    this.resetsByIp = limiter(db, 'reset-ip', limits.passwordResetsPerIpPerHour, 3600);
   }
 
   private static async assertOpen(limiter: RateLimiterPostgres, key: string, limit: number): Promise<void> {
@@ -89,6 +104,36 @@ export class Throttle {
   async consumeRegistration(ip: string): Promise<void> {
     try {
       await this.registrationsByIp.consume(keyFor('ip', ip));
+    } catch (rejection) {
+      if (rejection instanceof RateLimiterRes) throw new TooManyAttempts(secondsUntil(rejection));
+      throw rejection;
+    }
+  }
+
+  /** Counts a message one account asks us to send (verification again, email change); throws past the limit. */
+  async consumeAccountMail(accountId: string): Promise<void> {
+    await Throttle.consumeOrThrow(this.mailByAccount, keyFor('account', accountId));
+  }
+
+  /**
+   * Counts a password-reset request. Past the per-IP limit it throws (that says nothing about
+   * any account); past the per-address limit it answers false, and the caller shows the same
+   * page as always without sending, so the limit reveals no account either.
+   */
+  async consumePasswordResetRequest(email: string, ip: string): Promise<boolean> {
+    await Throttle.consumeOrThrow(this.resetsByIp, keyFor('ip', ip));
+    try {
+      await this.resetsByEmail.consume(keyFor('email', email.trim().toLowerCase()));
+      return true;
+    } catch (rejection) {
+      if (rejection instanceof RateLimiterRes) return false;
+      throw rejection;
+    }
+  }
+
+  private static async consumeOrThrow(limiter: RateLimiterPostgres, key: string): Promise<void> {
+    try {
+      await limiter.consume(key);
     } catch (rejection) {
       if (rejection instanceof RateLimiterRes) throw new TooManyAttempts(secondsUntil(rejection));
       throw rejection;

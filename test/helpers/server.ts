@@ -8,12 +8,14 @@ import { createApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
 import { clientMetadataValidator } from '../../src/oidc/provider.js';
 import type { MetadataValidator } from '../../src/clients/store.js';
+import type { DeliveryWorker } from '../../src/oidc/backchannel.js';
 
 export interface TestServer {
   issuer: string;
   config: Config;
   db: Database;
   provider: Provider;
+  logoutDeliveries: DeliveryWorker;
   server: Server;
   validator: MetadataValidator;
   close(): Promise<void>;
@@ -43,22 +45,25 @@ export async function startTestServer(options: { env?: Record<string, string>; d
     LOGIN_MAX_FAILURES_PER_IP: '100000',
     REGISTRATIONS_PER_IP_PER_HOUR: '100000',
     TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000',
+    PASSWORD_RESETS_PER_IP_PER_HOUR: '100000',
     ...options.env,
   });
   const logger = createLogger(config);
   const db = options.db ?? createPostgresDatabase(config.databaseUrl!, { poolMax: 5, logger });
-  const { app, provider } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries } = await createApp(config, db, logger);
   server.on('request', app.callback());
   return {
     issuer,
     config,
     db,
     provider,
+    logoutDeliveries,
     server,
     validator: clientMetadataValidator(provider),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await logoutDeliveries.stop();
       if (!options.db) await db.close();
     },
   };

@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { createAccount, deleteAccount, getAccount, listAccounts, setPassword, type Account } from '../../accounts/store.js';
+import { createAccount, deleteAccountRows, getAccount, listAccounts, setPassword, type Account } from '../../accounts/store.js';
 import { recordAuditEvent } from '../../audit/log.js';
+import { connectedClientIds } from '../../accounts/connections.js';
+import { notifyLogout } from '../../logout/notify.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command } from '../command.js';
 import { describeRecord, describeTable } from '../output.js';
@@ -141,19 +143,23 @@ export const accountCommands: Command[] = [
   {
     name: 'accounts remove',
     usage: 'idp accounts remove <id|email>',
-    summary: 'delete an account with its sessions, grants and tokens',
+    summary: 'delete an account with its sessions, grants and tokens; its services get back-channel logout',
     options: {},
     positionals: ['account'],
     async run(runtime, _values, [reference]) {
       const account = await getAccount(runtime.db, reference!);
-      await deleteAccount(runtime.db, account.id);
-      await recordAuditEvent(runtime.db, {
-        event: 'account.deleted',
-        outcome: 'success',
-        actor: 'admin',
-        details: { accountId: account.id },
+      const provider = await runtime.provider();
+      const clientIds = await connectedClientIds(runtime.db, account.id);
+      // One transaction: the notices (sent by the server's worker) and the deletion.
+      await runtime.db.transaction(async (tx) => {
+        await notifyLogout({ db: tx, provider }, { accountId: account.id, clientIds, reason: 'account_deleted' });
+        await deleteAccountRows(tx, account.id);
+        await recordAuditEvent(tx, { event: 'account.deleted', outcome: 'success', actor: 'admin', details: { accountId: account.id } });
       });
-      return { json: { id: account.id, removed: true }, text: `removed account ${account.id}` };
+      return {
+        json: { id: account.id, removed: true, notified: clientIds },
+        text: `removed account ${account.id}; back-channel logout queued for ${clientIds.length} service(s)`,
+      };
     },
   },
 ];

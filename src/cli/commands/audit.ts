@@ -8,7 +8,7 @@ const relative = /^(\d+)([mhd])$/;
 const unitSeconds = { m: 60, h: 3600, d: 86400 } as const;
 
 /** --since takes an ISO date/time or a relative span such as 30m, 24h, 7d. */
-const sinceSchema = z
+export const sinceSchema = z
   .string()
   .default('24h')
   .transform((value, ctx) => {

@@ -7,7 +7,9 @@ import {
   updateClient,
   type ClientView,
 } from '../../clients/store.js';
+import { z } from 'zod';
 import { recordAuditEvent } from '../../audit/log.js';
+import { parseOrThrow } from '../../validation.js';
 import type { Command, OptionSpec, ParsedValues } from '../command.js';
 import { describeRecord, describeTable } from '../output.js';
 
@@ -16,6 +18,7 @@ const metadataOptions: OptionSpec = {
   'redirect-uri': { type: 'string', multiple: true },
   'post-logout-redirect-uri': { type: 'string', multiple: true },
   'backchannel-logout-uri': { type: 'string' },
+  'frontchannel-logout-uri': { type: 'string' },
   scope: { type: 'string', multiple: true },
   'subject-type': { type: 'string' },
   'grant-type': { type: 'string', multiple: true },
@@ -48,6 +51,7 @@ function clientText(client: ClientView, secret?: string): string {
     redirect_uris: client.redirectUris,
     post_logout_redirect_uris: client.postLogoutRedirectUris,
     backchannel_logout_uri: client.backchannelLogoutUri,
+    frontchannel_logout_uri: client.frontchannelLogoutUri,
     scopes: client.scopes,
     grant_types: client.grantTypes,
     subject_type: client.subjectType,
@@ -57,11 +61,20 @@ function clientText(client: ClientView, secret?: string): string {
   return secret ? `${lines}\n\nclient_secret  ${secret}\nThe secret is shown only now. Store it in the service's secret store.` : lines;
 }
 
+const initialTokenFlags = z.object({
+  ttl: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(30 * 86400)
+    .default(86400),
+});
+
 export const clientCommands: Command[] = [
   {
     name: 'clients add',
     usage:
-      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party]',
+      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--frontchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party]',
     summary: 'register a service; prints its client_id and (once) its secret',
     options: { ...metadataOptions, public: { type: 'boolean' }, 'auth-method': { type: 'string' } },
     async run(runtime, values) {
@@ -71,6 +84,7 @@ export const clientCommands: Command[] = [
           ...metadataFromFlags(values),
           name: (values['name'] as string | undefined) ?? '',
           backchannelLogoutUri: values['backchannel-logout-uri'] as string | undefined,
+          frontchannelLogoutUri: values['frontchannel-logout-uri'] as string | undefined,
           public: values['public'] === true,
           authMethod: values['auth-method'] as never,
         },
@@ -122,10 +136,15 @@ export const clientCommands: Command[] = [
     positionals: ['client_id'],
     async run(runtime, values, [clientId]) {
       const backchannel = values['backchannel-logout-uri'] as string | undefined;
+      const frontchannel = values['frontchannel-logout-uri'] as string | undefined;
       const client = await updateClient(
         runtime.db,
         clientId!,
-        { ...metadataFromFlags(values), backchannelLogoutUri: backchannel === '' ? null : backchannel },
+        {
+          ...metadataFromFlags(values),
+          backchannelLogoutUri: backchannel === '' ? null : backchannel,
+          frontchannelLogoutUri: frontchannel === '' ? null : frontchannel,
+        },
         await runtime.clientValidator(),
       );
       await recordAuditEvent(runtime.db, { event: 'client.updated', outcome: 'success', actor: 'admin', clientId: client.clientId });
@@ -154,6 +173,24 @@ export const clientCommands: Command[] = [
       await removeClient(runtime.db, clientId!);
       await recordAuditEvent(runtime.db, { event: 'client.removed', outcome: 'success', actor: 'admin', clientId });
       return { json: { clientId, removed: true }, text: `removed client ${clientId}` };
+    },
+  },
+  {
+    name: 'clients initial-token',
+    usage: 'idp clients initial-token [--ttl <seconds>]',
+    summary: 'an initial access token for dynamic registration (only used when DYNAMIC_REGISTRATION=true)',
+    options: { ttl: { type: 'string' } },
+    async run(runtime, values) {
+      const { ttl } = parseOrThrow(initialTokenFlags, { ttl: values['ttl'] });
+      const provider = await runtime.provider();
+      const token = await new provider.InitialAccessToken({ expiresIn: ttl }).save();
+      const expiresAt = new Date(Date.now() + ttl * 1000);
+      return {
+        json: { initialAccessToken: token, expiresAt, registrationEnabled: runtime.config.dynamicRegistration },
+        text:
+          `initial access token  ${token}\nexpires               ${expiresAt.toISOString()}\nShown only now. Send it as "Authorization: Bearer <token>" to /reg.` +
+          (runtime.config.dynamicRegistration ? '' : '\nNote: DYNAMIC_REGISTRATION is false, so /reg is off until it is enabled.'),
+      };
     },
   },
 ];

@@ -1,0 +1,87 @@
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { z } from 'zod';
+import { connectedClientIds } from '../../accounts/connections.js';
+import { exportAccountData } from '../../accounts/export.js';
+import { deleteAccountRows } from '../../accounts/store.js';
+import { recordAuditEvent } from '../../audit/log.js';
+import { scrubAccountEventDetails } from '../../audit/sign-ins.js';
+import { notifyLogout } from '../../logout/notify.js';
+import { formBody, readForm } from '../forms.js';
+import { renderNotice } from '../link-pages.js';
+import { pageTranslator } from '../render.js';
+import type { SelfServiceDeps } from '../self-service.js';
+import { reauthenticate } from './reauthenticate.js';
+import { finishAccountSession, signedIn } from './session.js';
+import { renderAccountPage } from './view.js';
+
+const csrfOnly = z.object({ _csrf: z.string().max(200).optional() });
+const deleteForm = z.object({
+  password: z.string().max(1000).default(''),
+  confirm: z.string().max(10).optional(),
+  _csrf: z.string().max(200).optional(),
+});
+
+/** Your data: download everything we hold, or delete the account. */
+export function dataRoutes(router: Router, deps: SelfServiceDeps): void {
+  const { db } = deps;
+
+  router.get('/data', (ctx) => renderAccountPage(ctx, 'account/data', 'data', { title: 'data.title' }));
+
+  router.post('/data/export', formBody, async (ctx) => {
+    readForm(ctx, csrfOnly);
+    const { account } = signedIn(ctx);
+    const data = await exportAccountData(db, account.id);
+    await recordAuditEvent(db, { event: 'data.exported', outcome: 'success', actor: account.id, ip: ctx.ip });
+    ctx.set('cache-control', 'no-store');
+    ctx.set('content-disposition', 'attachment; filename="group-id-account.json"');
+    ctx.type = 'application/json';
+    ctx.body = JSON.stringify(data, null, 2);
+  });
+
+  function renderDelete(ctx: Context, extra: { error?: string; errorField?: string } = {}, status = 200) {
+    const { account } = signedIn(ctx);
+    renderAccountPage(
+      ctx,
+      'account/delete',
+      'data',
+      { title: 'delete.title', lead: pageTranslator(ctx)('delete.lead', { email: account.email }), ...extra },
+      status,
+    );
+  }
+
+  router.get('/delete', (ctx) => renderDelete(ctx));
+
+  router.post('/delete', formBody, async (ctx) => {
+    const form = readForm(ctx, deleteForm);
+    const { account } = signedIn(ctx);
+    const wrong = await reauthenticate(ctx, deps, account, form.password);
+    if (wrong) return renderDelete(ctx, { error: wrong, errorField: 'password' }, ctx.status === 429 ? 429 : 400);
+    if (form.confirm !== 'yes')
+      return renderDelete(ctx, { error: pageTranslator(ctx)('delete.error.confirm'), errorField: 'confirm' }, 400);
+
+    // Every service that knew the person hears that the account is gone: the notices are
+    // queued in the same transaction, before the rows they describe are deleted.
+    const clientIds = await connectedClientIds(db, account.id);
+    await db.transaction(async (tx) => {
+      await notifyLogout({ ...deps, db: tx }, { accountId: account.id, clientIds, reason: 'account_deleted' });
+      await deleteAccountRows(tx, account.id);
+      await scrubAccountEventDetails(tx, account.id);
+      // No email or name: the id alone no longer points at anyone.
+      await recordAuditEvent(tx, {
+        event: 'account.deleted',
+        outcome: 'success',
+        actor: account.id,
+        ip: ctx.ip,
+        details: { services: clientIds.length },
+      });
+    });
+    await finishAccountSession(ctx, deps);
+    ctx.status = 303;
+    ctx.redirect('/account/deleted');
+  });
+
+  router.get('/deleted', (ctx) => {
+    renderNotice(ctx, 'delete.done.title', [pageTranslator(ctx)('delete.done.lead')]);
+  });
+}

@@ -1,0 +1,33 @@
+import Router from '@koa/router';
+import { issueCsrfToken } from '../csrf.js';
+import type { SelfServiceDeps } from '../self-service.js';
+import { activityRoutes } from './activity.js';
+import { dataRoutes } from './data.js';
+import { passwordRoutes } from './password.js';
+import { profileRoutes } from './profile.js';
+import { serviceRoutes } from './services.js';
+import { accountSignInRoutes } from './sign-in.js';
+import { loadAccountSession, requireSignIn } from './session.js';
+
+/** Paths under /account that work without an account-page session. */
+const openPaths = new Set(['/account/sign-in', '/account/deleted']);
+
+/**
+ * The account pages. They have their own sign-in and session rather than being a client of
+ * this provider: they are part of the provider, they should not appear as a "connected
+ * service" of every person, and managing the account (deleting it, changing the password)
+ * deserves a fresh password prompt instead of riding on a two-week single sign-on session.
+ */
+export function accountRoutes(deps: SelfServiceDeps): Router {
+  const router = new Router({ prefix: '/account' });
+  router.use(issueCsrfToken);
+  router.use(loadAccountSession(deps));
+  router.use((ctx, next) => (openPaths.has(ctx.path) ? next() : requireSignIn(ctx, next)));
+  accountSignInRoutes(router, deps);
+  profileRoutes(router, deps);
+  passwordRoutes(router, deps);
+  serviceRoutes(router, deps);
+  activityRoutes(router, deps);
+  dataRoutes(router, deps);
+  return router;
+}

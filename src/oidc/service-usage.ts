@@ -1,0 +1,18 @@
+import type Provider from 'oidc-provider';
+import { recordServiceUse } from '../accounts/connections.js';
+import type { Database } from '../db/index.js';
+import type { Logger } from '../logger.js';
+
+/**
+ * Keeps "first and last used" of each (account, service) for the account pages: a sign-in
+ * that reaches the service (authorization.success) or a token it obtains for the person
+ * (grant.success, including refreshes). Written after the response, never in its way.
+ */
+export function trackServiceUsage(provider: Provider, db: Database, logger: Logger): void {
+  const record = (accountId: string | undefined, clientId: string | undefined) => {
+    if (!accountId || !clientId) return;
+    recordServiceUse(db, accountId, clientId).catch((error: Error) => logger.warn({ err: error.message }, 'could not record service use'));
+  };
+  provider.on('authorization.success', (ctx) => record(ctx.oidc.session?.accountId, ctx.oidc.client?.clientId));
+  provider.on('grant.success', (ctx) => record(ctx.oidc.account?.accountId, ctx.oidc.client?.clientId));
+}

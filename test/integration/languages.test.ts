@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestAccount, createTestClient, uniqueEmail } from '../helpers/fixtures.js';
+import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { connectService, latestMail, signInToAccountPages } from '../helpers/self-service.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { formActions, hiddenField, UserAgent, type PageResponse } from '../helpers/user-agent.js';
+import type { RegisteredClient } from '../../src/clients/store.js';
+
+let server: TestServer;
+let service: RegisteredClient;
+const redirectUri = 'http://127.0.0.1:9901/cb';
+
+beforeAll(async () => {
+  server = await startTestServer();
+  service = await createTestClient(server.db, server.validator, { redirectUris: [redirectUri], name: 'Travel' });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+async function loginPage(agent: UserAgent, extra: Record<string, string> = {}, headers: Record<string, string> = {}) {
+  const config = await discoverClient(server.issuer, service.client.clientId, service.clientSecret);
+  const { url } = await startAuthorization(config, redirectUri, 'openid email');
+  for (const [key, value] of Object.entries(extra)) url.searchParams.set(key, value);
+  let page = await agent.request(url.href, { headers });
+  while (page.location && !page.location.startsWith(redirectUri)) page = await agent.request(page.location, { headers });
+  return page;
+}
+
+const languageOf = (page: PageResponse) => /<html lang="(\w+)">/.exec(page.body)?.[1];
+
+/** Visible text of a page: what a person reads. */
+const visibleText = (page: PageResponse) =>
+  page.body
+    .replace(/<head>[\s\S]*<\/head>/, '')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ');
+
+describe('page language', () => {
+  it('follows Accept-Language when nothing else says', async () => {
+    const ja = await loginPage(new UserAgent(), {}, { 'accept-language': 'ja-JP,ja;q=0.9,en;q=0.5' });
+    expect(languageOf(ja)).toBe('ja');
+    expect(ja.headers.get('content-language')).toBe('ja');
+    expect(ja.body).toContain('<h1>ログイン</h1>');
+    expect(ja.body).toContain('Travel を続けるにはログインしてください');
+    const en = await loginPage(new UserAgent(), {}, { 'accept-language': 'fr, en;q=0.5' });
+    expect(languageOf(en)).toBe('en');
+    expect(languageOf(await loginPage(new UserAgent(), {}, { 'accept-language': 'fr' }))).toBe('en');
+  });
+
+  it('prefers the service’s ui_locales over Accept-Language', async () => {
+    const page = await loginPage(new UserAgent(), { ui_locales: 'de ja-JP en' }, { 'accept-language': 'en' });
+    expect(languageOf(page)).toBe('ja');
+  });
+
+  it('uses the account’s locale once the person is known, unless ui_locales says otherwise', async () => {
+    const account = await createTestAccount(server.db, { locale: 'ja-JP' });
+    const agent = new UserAgent();
+    const login = await loginPage(agent, {}, { 'accept-language': 'en' });
+    const action = formActions(login.body).find((candidate) => candidate.endsWith('/login'))!;
+    const consent = await agent.follow(`${server.issuer}${action}`, redirectUri, {
+      form: { _csrf: hiddenField(login.body, '_csrf'), email: account.email, password: account.password },
+      headers: { 'accept-language': 'en' },
+    });
+    if ('stoppedAt' in consent) throw new Error('expected the consent page');
+    expect(languageOf(consent)).toBe('ja');
+    expect(consent.body).toContain('許可する');
+    expect(consent.body).toContain('メールアドレスと、それが確認済みかどうか');
+
+    const hinted = await loginPage(agent, { ui_locales: 'en' }, { 'accept-language': 'ja' });
+    expect(languageOf(hinted)).toBe('en');
+  });
+
+  it('has a switcher that works without JavaScript, overrides every hint, and only returns to this site', async () => {
+    const agent = new UserAgent();
+    const page = await loginPage(agent, { ui_locales: 'en' });
+    const switchLink = /<a href="([^"]+)" lang="ja" hreflang="ja">日本語<\/a>/.exec(page.body)![1]!.replaceAll('&amp;', '&');
+    const switched = await agent.request(`${server.issuer}${switchLink}`);
+    expect(switched.status).toBe(303);
+    expect(switched.location).toBe(page.url);
+    expect(switched.headers.getSetCookie()[0]).toMatch(/^lang=ja;.*httponly/i);
+    expect(languageOf(await agent.request(switched.location!))).toBe('ja');
+
+    for (const next of ['https://evil.example/', '//evil.example', '/\\evil.example']) {
+      const away = await agent.request(`${server.issuer}/lang/en?next=${encodeURIComponent(next)}`);
+      expect(away.location, next).toBe(`${server.issuer}/account`);
+    }
+    expect((await agent.request(`${server.issuer}/lang/xx?next=/account`)).status).toBe(404);
+  });
+
+  it('shows no English on Japanese pages: sign-in, registration, account pages, errors', async () => {
+    const account = await createTestAccount(server.db, { locale: 'ja' });
+    const agent = new UserAgent();
+    await agent.request(`${server.issuer}/lang/ja?next=/account`);
+    const login = await loginPage(agent);
+    const register = await agent.request(
+      `${server.issuer}${formActions(login.body)
+        .find((a) => a.endsWith('/login'))!
+        .replace(/login$/, 'register')}`,
+    );
+    const accountPages = new UserAgent();
+    await signInToAccountPages(accountPages, server.issuer, account.email, account.password);
+    await connectService(server, new UserAgent(), account, { port: 9902, name: 'Travel' });
+    const pages = [
+      login,
+      register,
+      await agent.request(`${server.issuer}/nowhere`),
+      await agent.request(`${server.issuer}/password/forgot`),
+    ];
+    for (const path of ['/account', '/account/password', '/account/services', '/account/activity', '/account/data', '/account/delete']) {
+      pages.push(await accountPages.request(`${server.issuer}${path}`));
+    }
+    // Names that are the same in every language: the brand, a service, language names, addresses, technical terms.
+    const allowed = /Group ID|Travel|English|UTC|JSON|OS|Linux|Chrome|Node|undici|\S+@\S+/g;
+    for (const page of pages) {
+      expect(languageOf(page), page.url).toBe('ja');
+      const english = visibleText(page)
+        .replace(allowed, '')
+        .match(/[A-Za-z]{3,}/g);
+      expect(english, page.url).toBeNull();
+    }
+  });
+});
+
+describe('mail language', () => {
+  it('writes verification and reset mail in the language of the page the person used', async () => {
+    const person = { email: uniqueEmail('nihongo'), password: 'a long enough password', registerName: '山田 花子' };
+    const agent = new UserAgent();
+    await agent.request(`${server.issuer}/lang/ja?next=/account`);
+    await connectService(server, agent, person, { port: 9903 });
+    const verify = await latestMail(server.db, person.email, 'verify_email');
+    expect(verify.language).toBe('ja');
+    expect(verify.subject).toBe('メールアドレスの確認');
+    expect(verify.body).toContain('リンクは一度だけ使え、72時間で期限が切れます。');
+
+    const form = await agent.request(`${server.issuer}/password/forgot`);
+    const sent = await agent.request(`${server.issuer}/password/forgot`, {
+      form: { _csrf: hiddenField(form.body, '_csrf'), email: person.email },
+    });
+    expect(sent.body).toContain('メールをご確認ください');
+    const reset = await latestMail(server.db, person.email, 'reset_password');
+    expect(reset.subject).toBe('新しいパスワードの設定');
+    expect(reset.body).toContain('60分で期限が切れます');
+  });
+});
