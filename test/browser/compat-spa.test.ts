@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumMissing, launchChromium } from '../helpers/chromium.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
@@ -27,19 +28,7 @@ let browser: Browser;
 
 beforeAll(async () => {
   server = await startTestServer();
-  browser = await chromium.launch({
-    executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  if (!chromiumMissing) browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();
@@ -61,7 +50,7 @@ async function startSpa(settings: Record<string, string>, port: number): Promise
   expect((spa.address() as AddressInfo).port).toBe(port);
 }
 
-describe('compatibility: oidc-client-ts as a public single-page client in Chromium', () => {
+describe.skipIf(chromiumMissing)('compatibility: oidc-client-ts as a public single-page client in Chromium', () => {
   it('signs in with code + PKCE, calls the token and userinfo endpoints cross-origin (CORS) and gets the profile', async () => {
     const port = 9750;
     const origin = `http://127.0.0.1:${port}`;

@@ -345,7 +345,7 @@ describe('idp accounts', { timeout: 60_000 }, () => {
     const email = uniqueEmail('remove');
     const added = json<AccountJson>(await idp(['accounts', 'add', '--email', email, '--json']));
     const removed = await idp(['accounts', 'remove', added.id, '--json']);
-    expect(json(removed)).toEqual({ id: added.id, removed: true });
+    expect(json(removed)).toEqual({ id: added.id, removed: true, notified: [] });
     expect(await accountRowsMentioning(email)).toBe(0);
     const [byId, byEmail] = await Promise.all([idp(['accounts', 'show', added.id]), idp(['accounts', 'show', email])]);
     expect(byId).toEqual({ code: 1, stdout: '', stderr: 'idp: no such account\n' });

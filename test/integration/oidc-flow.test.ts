@@ -1,6 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
+import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
@@ -13,30 +14,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function discover(clientId: string, secret: string | undefined) {
-  return oidc.discovery(
-    new URL(server.issuer),
-    clientId,
-    secret ? { client_secret: secret } : undefined,
-    secret ? oidc.ClientSecretBasic(secret) : oidc.None(),
-    { execute: [oidc.allowInsecureRequests] },
-  );
-}
-
-async function startAuthorization(config: oidc.Configuration, redirectUri: string, scope: string) {
-  const verifier = oidc.randomPKCECodeVerifier();
-  const state = oidc.randomState();
-  const nonce = oidc.randomNonce();
-  const url = oidc.buildAuthorizationUrl(config, {
-    redirect_uri: redirectUri,
-    scope,
-    state,
-    nonce,
-    code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
-    code_challenge_method: 'S256',
-  });
-  return { url, verifier, state, nonce };
-}
+const discover = (clientId: string, secret: string | undefined) => discoverClient(server.issuer, clientId, secret);
 
 describe('OpenID Connect with a real relying-party library', () => {
   it('completes login, consent, code exchange, userinfo, refresh rotation, introspection, revocation and logout', async () => {
