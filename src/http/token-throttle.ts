@@ -8,10 +8,22 @@ const tokenPaths = new Set(['/token', '/token/introspection', '/token/revocation
  * keep failing (400/401) is refused for a while. Successful requests are never counted.
  */
 export function tokenEndpointThrottle(throttle: Throttle) {
+  // An IP that passed the shared check within the last second and has not failed since
+  // skips the counter read: one statement less on every token request. A failure anywhere
+  // is still counted in Postgres at once, and a lock reaches this instance within a second.
+  const recentlyClear = new Map<string, number>();
   return async function throttleTokenRequests(ctx: Context, next: Next): Promise<void> {
     if (ctx.method !== 'POST' || !tokenPaths.has(ctx.path)) return next();
-    await throttle.assertTokenRequestAllowed(ctx.ip);
+    const now = Date.now();
+    if ((recentlyClear.get(ctx.ip) ?? 0) <= now - 1000) {
+      await throttle.assertTokenRequestAllowed(ctx.ip);
+      if (recentlyClear.size > 10_000) recentlyClear.clear();
+      recentlyClear.set(ctx.ip, now);
+    }
     await next();
-    if (ctx.status === 400 || ctx.status === 401) await throttle.recordTokenFailure(ctx.ip);
+    if (ctx.status === 400 || ctx.status === 401) {
+      recentlyClear.delete(ctx.ip);
+      await throttle.recordTokenFailure(ctx.ip);
+    }
   };
 }

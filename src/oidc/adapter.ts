@@ -13,7 +13,13 @@ function storable(value: string): boolean {
   return typeof value === 'string' && !value.includes('\u0000');
 }
 
+// Client metadata is read on every token, userinfo and introspection request; keeping it for
+// a few seconds saves a statement each time (bench/RESULTS.md). Changes made through this
+// process apply at once; CLI changes reach running servers within CLIENT_CACHE_MS.
+const CLIENT_CACHE_MS = 5000;
+
 export function createAdapterFactory(db: Database) {
+  const clientCache = new Map<string, { metadata: AdapterPayload; until: number }>();
   return class PostgresAdapter implements Adapter {
     constructor(readonly model: string) {}
 
@@ -22,6 +28,7 @@ export function createAdapterFactory(db: Database) {
         // Dynamic registration hands us the issued secret; keep only its digest.
         const secret = payload['client_secret'];
         if (typeof secret === 'string' && !isHashedClientSecret(secret)) payload = { ...payload, client_secret: hashClientSecret(secret) };
+        clientCache.delete(id);
         await db.query(
           `INSERT INTO clients (id, metadata) VALUES ($1, $2)
            ON CONFLICT (id) DO UPDATE SET metadata = EXCLUDED.metadata, updated_at = now()`,
@@ -57,7 +64,14 @@ export function createAdapterFactory(db: Database) {
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (!storable(id)) return undefined;
       if (this.model === 'Client') {
+        const cached = clientCache.get(id);
+        if (cached && cached.until > Date.now()) return cached.metadata;
         const { rows } = await db.query<{ metadata: AdapterPayload }>('SELECT metadata FROM clients WHERE id = $1', [id]);
+        // Unknown ids are not remembered: a service registered a moment ago must work at once.
+        if (rows[0]) {
+          if (clientCache.size > 10_000) clientCache.clear();
+          clientCache.set(id, { metadata: rows[0].metadata, until: Date.now() + CLIENT_CACHE_MS });
+        }
         return rows[0]?.metadata;
       }
       return this.findWhere('id = $2', id);
@@ -106,6 +120,7 @@ export function createAdapterFactory(db: Database) {
 
     async destroy(id: string): Promise<void> {
       if (this.model === 'Client') {
+        clientCache.delete(id);
         await db.query('DELETE FROM clients WHERE id = $1', [id]);
         return;
       }

@@ -9,8 +9,16 @@ import type { Logger } from '../logger.js';
  * (grant.success, including refreshes). Written after the response, never in its way.
  */
 export function trackServiceUsage(provider: Provider, db: Database, logger: Logger): void {
+  // "Last used" is shown to the minute: one write per (account, service) a minute per
+  // process is enough and keeps a statement off most token requests (bench/RESULTS.md).
+  const recentlyRecorded = new Map<string, number>();
   const record = (accountId: string | undefined, clientId: string | undefined) => {
     if (!accountId || !clientId) return;
+    const key = `${accountId}\0${clientId}`;
+    const now = Date.now();
+    if ((recentlyRecorded.get(key) ?? 0) > now - 60_000) return;
+    if (recentlyRecorded.size > 10_000) recentlyRecorded.clear();
+    recentlyRecorded.set(key, now);
     recordServiceUse(db, accountId, clientId).catch((error: Error) => logger.warn({ err: error.message }, 'could not record service use'));
   };
   provider.on('authorization.success', (ctx) => record(ctx.oidc.session?.accountId, ctx.oidc.client?.clientId));
