@@ -87,8 +87,9 @@ function toAccount(row: AccountRow): Account {
   };
 }
 
+/** Opaque and stable; never starting with '-' or '_', so it can follow a CLI flag. */
 function newAccountId(): string {
-  return randomBytes(16).toString('base64url');
+  return randomBytes(16).toString('base64url').replace(/^[-_]/, 'a');
 }
 
 export async function createAccount(db: Queryable, input: NewAccount): Promise<Account> {

@@ -101,7 +101,8 @@ export interface ClientView {
   updatedAt: Date;
 }
 
-const newClientId = () => randomBytes(12).toString('base64url');
+// Never starting with '-' or '_', so an id can follow a CLI flag without being read as one.
+const newClientId = () => randomBytes(12).toString('base64url').replace(/^[-_]/, 'c');
 
 type ParsedRegistration = z.output<typeof clientRegistrationSchema>;
 

@@ -45,6 +45,9 @@ export async function startTestServer(options: { env?: Record<string, string>; d
     LOGIN_MAX_FAILURES_PER_IP: '100000',
     REGISTRATIONS_PER_IP_PER_HOUR: '100000',
     TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000',
+    // Every test server's delivery worker may pick up any queued logout delivery (they share
+    // the database, as instances do): all give up on dead test services after 4 s.
+    LOGOUT_DELIVERY_MAX_AGE_SECONDS: '4',
     PASSWORD_RESETS_PER_IP_PER_HOUR: '100000',
     ...options.env,
   });
