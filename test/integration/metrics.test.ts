@@ -1,0 +1,184 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import * as oidc from 'openid-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/http/app.js';
+import { createLogger } from '../../src/logger.js';
+import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
+import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
+
+let server: TestServer;
+let logoutEndpoint: Server;
+let logoutTokens = 0;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  logoutEndpoint = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      logoutTokens += 1;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => logoutEndpoint.listen(0, '127.0.0.1', resolve));
+});
+afterAll(async () => {
+  await server?.close();
+  await new Promise<void>((resolve) => logoutEndpoint?.close(() => resolve()));
+});
+
+/** The value of one Prometheus sample, e.g. sample(text, 'idp_sign_ins_total', { outcome: 'success' }); 0 when absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const present = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([key, value]) => present[key] === value)) return Number(match[3]);
+  }
+  return 0;
+}
+
+async function scrape(): Promise<string> {
+  const response = await fetch(`${server.issuer}/metrics`);
+  expect(response.status).toBe(200);
+  return response.text();
+}
+
+async function scrapeUntil(check: (text: string) => boolean, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await scrape();
+    if (check(text) || Date.now() > deadline) return text;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+describe('GET /metrics after real flows', () => {
+  it('counts sign-ins, consents, tokens by grant type, token errors, revocations, back-channel logouts and query latency', async () => {
+    const account = await createTestAccount(server.db);
+    const port = (logoutEndpoint.address() as AddressInfo).port;
+    const { client, clientSecret } = await createTestClient(server.db, server.validator, {
+      redirectUris: ['http://127.0.0.1:9700/cb'],
+      postLogoutRedirectUris: ['http://127.0.0.1:9700/bye'],
+      backchannelLogoutUri: `http://127.0.0.1:${port}/backchannel-logout`,
+    });
+    const config = await discoverClient(server.issuer, client.clientId, clientSecret);
+    const redirectUri = client.redirectUris[0]!;
+    const agent = new UserAgent();
+
+    const request = await startAuthorization(config, redirectUri, 'openid email offline_access');
+    const { callback } = await completeAuthorization(agent, request.url.href, redirectUri, { ...account, consent: 'allow' });
+    const tokens = await oidc.authorizationCodeGrant(config, callback, {
+      pkceCodeVerifier: request.verifier,
+      expectedState: request.state,
+      expectedNonce: request.nonce,
+    });
+    await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub);
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    expect((await oidc.tokenIntrospection(config, refreshed.access_token)).active).toBe(true);
+    // A replayed refresh token is refused (a token error) and revokes the grant.
+    await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+
+    // A fresh grant whose refresh token the service revokes itself.
+    const second = await startAuthorization(config, redirectUri, 'openid email offline_access');
+    const again = await completeAuthorization(agent, second.url.href, redirectUri, { ...account, consent: 'allow' });
+    const tokens2 = await oidc.authorizationCodeGrant(config, again.callback, {
+      pkceCodeVerifier: second.verifier,
+      expectedState: second.state,
+      expectedNonce: second.nonce,
+    });
+    await oidc.tokenRevocation(config, tokens2.refresh_token!);
+
+    const machine = await createTestClient(server.db, server.validator, {
+      redirectUris: [],
+      postLogoutRedirectUris: [],
+      grantTypes: ['client_credentials'],
+      scopes: ['openid'],
+    });
+    await oidc.clientCredentialsGrant(await discoverClient(server.issuer, machine.client.clientId, machine.clientSecret));
+
+    // Logging out sends the service a back-channel logout token.
+    const confirm = await agent.request(
+      oidc.buildEndSessionUrl(config, { id_token_hint: tokens2.id_token!, post_logout_redirect_uri: client.postLogoutRedirectUris[0]! })
+        .href,
+    );
+    const xsrf = /name="xsrf" value="([^"]+)"/.exec(confirm.body)![1]!;
+    const action = new URL(/action="([^"]+)"/.exec(confirm.body)![1]!, server.issuer).href;
+    await agent.follow(action, client.postLogoutRedirectUris[0]!, { form: { xsrf, logout: 'yes' } });
+
+    // Deliveries are queued and sent by a worker: wait for it.
+    const text = await scrapeUntil((t) => logoutTokens > 0 && sample(t, 'idp_backchannel_logouts_total', { outcome: 'success' }) > 0);
+    expect(logoutTokens).toBeGreaterThan(0);
+    expect(sample(text, 'idp_backchannel_logouts_total', { outcome: 'success' })).toBeGreaterThan(0);
+
+    expect(sample(text, 'idp_sign_ins_total', { outcome: 'success' })).toBeGreaterThan(0);
+    expect(sample(text, 'idp_consents_total', { outcome: 'allowed' })).toBeGreaterThan(0);
+    expect(sample(text, 'idp_tokens_issued_total', { kind: 'authorization_code', grant_type: 'authorization_code' })).toBe(2);
+    expect(sample(text, 'idp_tokens_issued_total', { kind: 'access_token', grant_type: 'authorization_code' })).toBe(2);
+    expect(sample(text, 'idp_tokens_issued_total', { kind: 'id_token', grant_type: 'authorization_code' })).toBe(2);
+    expect(sample(text, 'idp_tokens_issued_total', { kind: 'refresh_token', grant_type: 'authorization_code' })).toBe(2);
+    expect(sample(text, 'idp_tokens_issued_total', { kind: 'access_token', grant_type: 'refresh_token' })).toBe(1);
+    expect(sample(text, 'idp_tokens_issued_total', { kind: 'refresh_token', grant_type: 'refresh_token' })).toBe(1);
+    expect(sample(text, 'idp_tokens_issued_total', { kind: 'access_token', grant_type: 'client_credentials' })).toBe(1);
+    expect(sample(text, 'idp_token_errors_total', { grant_type: 'refresh_token', error: 'invalid_grant' })).toBe(1);
+    expect(sample(text, 'idp_revocations_total', { kind: 'refresh_token' })).toBe(1);
+    // The replayed refresh token's grant and the revoked refresh token's grant.
+    expect(sample(text, 'idp_revocations_total', { kind: 'grant' })).toBeGreaterThanOrEqual(2);
+
+    expect(sample(text, 'http_request_duration_seconds_count', { method: 'POST', route: '/token', status: '200' })).toBeGreaterThan(0);
+    expect(sample(text, 'http_request_duration_seconds_count', { method: 'GET', route: '/me', status: '200' })).toBe(1);
+    expect(sample(text, 'idp_db_query_duration_seconds_count', { operation: 'select', outcome: 'ok' })).toBeGreaterThan(0);
+    expect(sample(text, 'idp_db_query_duration_seconds_count', { operation: 'insert', outcome: 'ok' })).toBeGreaterThan(0);
+    expect(sample(text, 'idp_db_query_duration_seconds_sum', { operation: 'select', outcome: 'ok' })).toBeGreaterThan(0);
+    expect(text).toContain('idp_db_pool_connections{state="total"}');
+    // prom-client's default metrics include event-loop lag.
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+  });
+});
+
+describe('request log', () => {
+  it('logs every request exactly once with its request id, route, status and duration', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const logger = createLogger({ logLevel: 'info' }, sink);
+    const { app, logoutDeliveries } = await createApp(server.config, server.db, logger);
+    const http = createServer(app.callback());
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    try {
+      const base = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
+      const sent = [
+        ['/.well-known/openid-configuration', 'r-discovery'],
+        ['/healthz', 'r-health'],
+        ['/no-such-page', 'r-missing'],
+        ['/interaction/not-an-interaction', 'r-interaction'],
+      ] as const;
+      for (const [path, id] of sent) {
+        const response = await fetch(base + path, { headers: { 'x-request-id': id } });
+        await response.arrayBuffer();
+        expect(response.headers.get('x-request-id')).toBe(id);
+      }
+      const requestLines = lines.filter((line) => line['msg'] === 'request');
+      expect(requestLines.map((line) => line['requestId'])).toEqual(sent.map(([, id]) => id));
+      expect(requestLines.map((line) => [line['route'], line['status']])).toEqual([
+        ['/.well-known/openid-configuration', 200],
+        ['/healthz', 200],
+        ['unmatched', 404],
+        [expect.stringContaining('/interaction/:uid'), 400],
+      ]);
+      for (const line of requestLines) expect(line['durationMs']).toEqual(expect.any(Number));
+    } finally {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await logoutDeliveries.stop();
+    }
+  });
+});
