@@ -9,6 +9,7 @@ import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 import { listLogoutDeliveries } from '../../src/logout/deliveries.js';
+import type { ClientRegistration } from '../../src/clients/store.js';
 
 const run = promisify(execFile);
 let server: TestServer;
@@ -28,12 +29,17 @@ async function listener(status = 200) {
   return started;
 }
 
-/** Registers a service with a back-channel endpoint and signs the agent in to it. */
-async function signInToService(agent: UserAgent, account: { email: string; password: string }, backchannelLogoutUri: string, port: number) {
+/** Registers a service on `port` (with these logout endpoints) and signs the agent in to it. */
+async function signInToService(
+  agent: UserAgent,
+  account: { email: string; password: string },
+  port: number,
+  logoutEndpoints: Pick<ClientRegistration, 'backchannelLogoutUri' | 'frontchannelLogoutUri'>,
+) {
   const registered = await createTestClient(server.db, server.validator, {
     redirectUris: [`http://127.0.0.1:${port}/cb`],
     postLogoutRedirectUris: [`http://127.0.0.1:${port}/bye`],
-    backchannelLogoutUri,
+    ...logoutEndpoints,
   });
   const config = await discoverClient(server.issuer, registered.client.clientId, registered.clientSecret);
   const request = await startAuthorization(config, registered.client.redirectUris[0]!, 'openid');
@@ -66,7 +72,8 @@ describe('single logout', () => {
     const agent = new UserAgent();
     const endpoints = [await listener(), await listener(), await listener()];
     const services = [];
-    for (const [i, endpoint] of endpoints.entries()) services.push(await signInToService(agent, account, endpoint.url, 9600 + i));
+    for (const [i, endpoint] of endpoints.entries())
+      services.push(await signInToService(agent, account, 9600 + i, { backchannelLogoutUri: endpoint.url }));
 
     // Every ID token carries the session id the logout token will name.
     for (const service of services) expect(service.claims.sid).toEqual(expect.any(String));
@@ -113,9 +120,9 @@ describe('single logout', () => {
     const agent = new UserAgent();
     const failing = await listener(500);
     const healthy = await listener();
-    const dead = await signInToService(agent, account, 'http://127.0.0.1:9/backchannel-logout', 9610); // nothing listens on port 9
-    const erroring = await signInToService(agent, account, failing.url, 9611);
-    await signInToService(agent, account, healthy.url, 9612);
+    const dead = await signInToService(agent, account, 9610, { backchannelLogoutUri: 'http://127.0.0.1:9/backchannel-logout' }); // nothing listens on port 9
+    const erroring = await signInToService(agent, account, 9611, { backchannelLogoutUri: failing.url });
+    await signInToService(agent, account, 9612, { backchannelLogoutUri: healthy.url });
 
     const { elapsedMs } = await logOut(agent, dead.config, dead.tokens.id_token!, dead.registered.client.postLogoutRedirectUris[0]!);
     expect(elapsedMs).toBeLessThan(2500); // a dead service would otherwise cost the 2.5 s fetch timeout
@@ -142,7 +149,7 @@ describe('support tools for sessions and deliveries', () => {
 
     const account = await createTestAccount(server.db);
     const endpoint = await listener();
-    const service = await signInToService(new UserAgent(), account, endpoint.url, 9620);
+    const service = await signInToService(new UserAgent(), account, 9620, { backchannelLogoutUri: endpoint.url });
     const clientId = service.registered.client.clientId;
 
     const sessions = (await idp('sessions', 'list', '--account', account.email)) as {
@@ -170,36 +177,17 @@ describe('front-channel logout', () => {
   it('loads each front-channel service in a hidden iframe with iss and sid, then continues to the service', async () => {
     const account = await createTestAccount(server.db);
     const agent = new UserAgent();
-    const registered = await createTestClient(server.db, server.validator, {
-      redirectUris: ['http://127.0.0.1:9630/cb'],
-      postLogoutRedirectUris: ['http://127.0.0.1:9630/bye'],
-      frontchannelLogoutUri: 'http://127.0.0.1:9630/frontchannel-logout',
-    });
-    const other = await createTestClient(server.db, server.validator, {
-      redirectUris: ['http://127.0.0.1:9631/cb'],
-      frontchannelLogoutUri: 'http://127.0.0.1:9631/fc',
-    });
-    const sids: string[] = [];
-    let first: { config: oidc.Configuration; idToken: string } | undefined;
-    for (const service of [registered, other]) {
-      const config = await discoverClient(server.issuer, service.client.clientId, service.clientSecret);
-      const request = await startAuthorization(config, service.client.redirectUris[0]!, 'openid');
-      const { callback } = await completeAuthorization(agent, request.url.href, service.client.redirectUris[0]!, {
-        ...account,
-        consent: 'allow',
-      });
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: request.verifier,
-        expectedState: request.state,
-        expectedNonce: request.nonce,
-      });
-      sids.push(tokens.claims()!['sid'] as string);
-      first ??= { config, idToken: tokens.id_token! };
-    }
+    const services = [
+      await signInToService(agent, account, 9630, { frontchannelLogoutUri: 'http://127.0.0.1:9630/frontchannel-logout' }),
+      await signInToService(agent, account, 9631, { frontchannelLogoutUri: 'http://127.0.0.1:9631/fc' }),
+    ];
+    const sids = services.map((service) => service.claims['sid'] as string);
+    const registered = services[0]!.registered;
+    const first = { config: services[0]!.config, idToken: services[0]!.tokens.id_token! };
 
     const confirm = await agent.request(
-      oidc.buildEndSessionUrl(first!.config, {
-        id_token_hint: first!.idToken,
+      oidc.buildEndSessionUrl(first.config, {
+        id_token_hint: first.idToken,
         post_logout_redirect_uri: registered.client.postLogoutRedirectUris[0]!,
       }).href,
     );
