@@ -10,6 +10,20 @@ import { clientMetadataValidator } from '../../src/oidc/provider.js';
 import type { MetadataValidator } from '../../src/clients/store.js';
 import type { DeliveryWorker } from '../../src/oidc/backchannel.js';
 
+/** Settings every test server shares (also for tests that build the app themselves). */
+export const testEnvironment = {
+  ALLOW_PRIVATE_NETWORK_FETCH: 'true',
+  // Every test signs in from 127.0.0.1, sharing counters; rate-limit tests lower these
+  // and use X-Forwarded-For addresses of their own.
+  LOGIN_MAX_FAILURES_PER_IP: '100000',
+  REGISTRATIONS_PER_IP_PER_HOUR: '100000',
+  TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000',
+  PASSWORD_RESETS_PER_IP_PER_HOUR: '100000',
+  // Every test server's delivery worker may pick up any queued logout delivery (they share
+  // the database, as instances do): all give up on dead test services after 4 s.
+  LOGOUT_DELIVERY_MAX_AGE_SECONDS: '4',
+} as const;
+
 export interface TestServer {
   issuer: string;
   config: Config;
@@ -39,16 +53,7 @@ export async function startTestServer(options: { env?: Record<string, string>; d
     PORT: String(port),
     ISSUER: issuer,
     LOG_LEVEL: 'silent',
-    ALLOW_PRIVATE_NETWORK_FETCH: 'true',
-    // Every test signs in from 127.0.0.1, sharing counters; rate-limit tests lower these
-    // and use X-Forwarded-For addresses of their own.
-    LOGIN_MAX_FAILURES_PER_IP: '100000',
-    REGISTRATIONS_PER_IP_PER_HOUR: '100000',
-    TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000',
-    // Every test server's delivery worker may pick up any queued logout delivery (they share
-    // the database, as instances do): all give up on dead test services after 4 s.
-    LOGOUT_DELIVERY_MAX_AGE_SECONDS: '4',
-    PASSWORD_RESETS_PER_IP_PER_HOUR: '100000',
+    ...testEnvironment,
     ...options.env,
   });
   const logger = createLogger(config);

@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger.js';
 import { loadConfig } from '../../src/config.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
-import { testDatabase } from '../helpers/server.js';
+import { testDatabase, testEnvironment } from '../helpers/server.js';
 import { completeAuthorization, formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
 
 describe('logs', () => {
@@ -24,11 +24,12 @@ describe('logs', () => {
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     const issuer = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
     const db = testDatabase();
+    // The test settings (high rate limits: the whole suite signs in from 127.0.0.1), at debug level.
     const config = loadConfig({
+      ...testEnvironment,
       DATABASE_URL: 'postgres://unused@127.0.0.1/unused',
       ISSUER: issuer,
       LOG_LEVEL: 'debug',
-      ALLOW_PRIVATE_NETWORK_FETCH: 'true',
     });
     const { app, provider, logoutDeliveries } = await createApp(config, db, createLogger({ logLevel: 'debug' }, sink));
     http.on('request', app.callback());
