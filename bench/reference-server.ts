@@ -21,6 +21,7 @@ import argon2 from 'argon2';
 import Provider, { type Adapter, type Configuration } from 'oidc-provider';
 import { claimsByScope, supportedScopes } from '../src/accounts/claims.js';
 import { loadConfig } from '../src/config.js';
+import { loadExistingGrant } from '../src/oidc/provider.js';
 import type { Fixtures } from './lib/fixtures.js';
 import { MapAdapter } from './lib/memory-adapter.js';
 
@@ -104,23 +105,8 @@ const configuration: Configuration = {
   async issueRefreshToken(_ctx, client) {
     return client.grantTypeAllowed('refresh_token');
   },
-  async loadExistingGrant(ctx) {
-    const { client, session } = ctx.oidc;
-    if (!client || !session?.accountId) return undefined;
-    const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
-    const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-    if ((client as unknown as { first_party?: boolean }).first_party !== true) return existing;
-    const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-    const allowed = new Set((client.scope ?? '').split(' '));
-    grant.addOIDCScope(
-      String(ctx.oidc.params?.['scope'] ?? 'openid')
-        .split(' ')
-        .filter((scope) => allowed.has(scope))
-        .join(' '),
-    );
-    await grant.save();
-    return grant;
-  },
+  // The same first-party consent policy as ours, so both do the same protocol work.
+  loadExistingGrant,
   ttl: {
     AccessToken: ttl.accessToken,
     AuthorizationCode: ttl.authorizationCode,

@@ -12,15 +12,17 @@ const seconds = (defaultValue: number) =>
     .positive('expected a positive number of seconds')
     .default(defaultValue);
 
-const secretList = z
-  .string()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((key) => key.trim())
-      .filter(Boolean),
-  )
-  .pipe(z.array(z.string().min(32, 'each key must be at least 32 characters')).min(1, 'expected at least one key'));
+/** "a, b,c" → ['a', 'b', 'c']: lists of keys in one variable. */
+const commaList = z.string().transform((value) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
+
+const secretList = commaList.pipe(
+  z.array(z.string().min(32, 'each key must be at least 32 characters')).min(1, 'expected at least one key'),
+);
 
 /**
  * KEY_ENCRYPTION_KEY: one or more comma-separated 32-byte keys in base64 or base64url. The
@@ -28,26 +30,18 @@ const secretList = z
  * under the old one are re-encrypted.
  */
 const keyEncryptionKeyMessage = 'each key must be 32 random bytes in base64 or base64url (e.g. `openssl rand -base64 32`)';
-const keyEncryptionKeyList = z
-  .string()
-  .transform((value) =>
-    value
-      .split(',')
-      .map((key) => key.trim())
-      .filter(Boolean),
-  )
-  .pipe(
-    z
-      .array(
-        z
-          .string()
-          .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, keyEncryptionKeyMessage)
-          // Node's base64 decoder also reads the base64url alphabet.
-          .transform((key) => Buffer.from(key, 'base64'))
-          .refine((bytes) => bytes.length === 32, keyEncryptionKeyMessage),
-      )
-      .min(1, 'expected at least one key'),
-  );
+const keyEncryptionKeyList = commaList.pipe(
+  z
+    .array(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9+/_-]+={0,2}$/, keyEncryptionKeyMessage)
+        // Node's base64 decoder also reads the base64url alphabet.
+        .transform((key) => Buffer.from(key, 'base64'))
+        .refine((bytes) => bytes.length === 32, keyEncryptionKeyMessage),
+    )
+    .min(1, 'expected at least one key'),
+);
 
 /** An http(s) URL shown to people (privacy policy). */
 const publicUrl = z

@@ -35,6 +35,20 @@ function permittedScopes(requested: string, clientScope: string | undefined): st
   return requested.split(' ').filter((scope) => allowed.has(scope));
 }
 
+/** First-party services skip the consent page: their grant is created (or topped up) here. */
+export const loadExistingGrant: NonNullable<Configuration['loadExistingGrant']> = async (ctx) => {
+  const { client, session } = ctx.oidc;
+  if (!client || !session?.accountId) return undefined;
+  const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+  const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+  if (!isFirstParty(client as unknown as { [key: string]: unknown })) return existing;
+  const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+  const requested = String(ctx.oidc.params?.['scope'] ?? 'openid');
+  grant.addOIDCScope(permittedScopes(requested, client.scope).join(' '));
+  await grant.save();
+  return grant;
+};
+
 export async function buildProvider(config: Config, db: Database, logger: Logger, pages: ProviderPages): Promise<BuiltProvider> {
   const [jwks, secrets] = await Promise.all([loadSigningKeys(db, { config, logger }), loadServerSecrets(db, config)]);
 
@@ -131,19 +145,7 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
     async issueRefreshToken(_ctx, client) {
       return client.grantTypeAllowed('refresh_token');
     },
-    // First-party services skip the consent page: their grant is created (or topped up) here.
-    async loadExistingGrant(ctx) {
-      const { client, session } = ctx.oidc;
-      if (!client || !session?.accountId) return undefined;
-      const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
-      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-      if (!isFirstParty(client as unknown as { [key: string]: unknown })) return existing;
-      const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-      const requested = String(ctx.oidc.params?.['scope'] ?? 'openid');
-      grant.addOIDCScope(permittedScopes(requested, client.scope).join(' '));
-      await grant.save();
-      return grant;
-    },
+    loadExistingGrant,
     ttl: {
       AccessToken: config.ttl.accessToken,
       AuthorizationCode: config.ttl.authorizationCode,
