@@ -26,3 +26,16 @@ export async function startAuthorization(config: oidc.Configuration, redirectUri
   });
   return { url, verifier, state, nonce };
 }
+
+/** Redeems the code in `callback` as the relying party does, checking PKCE, state and nonce. */
+export function exchangeCode(
+  config: oidc.Configuration,
+  callback: URL,
+  request: { verifier: string; state: string; nonce: string },
+): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers> {
+  return oidc.authorizationCodeGrant(config, callback, {
+    pkceCodeVerifier: request.verifier,
+    expectedState: request.state,
+    expectedNonce: request.nonce,
+  });
+}

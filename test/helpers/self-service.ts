@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import type { Database } from '../../src/db/index.js';
 import type { RegisteredClient } from '../../src/clients/store.js';
 import { createTestClient } from './fixtures.js';
-import { discoverClient, startAuthorization } from './oidc-client.js';
+import { discoverClient, exchangeCode, startAuthorization } from './oidc-client.js';
 import type { TestServer } from './server.js';
 import { completeAuthorization, hiddenField, type PageResponse, type UserAgent } from './user-agent.js';
 
@@ -93,11 +93,7 @@ export async function connectService(
     ...person,
     consent: 'allow',
   });
-  const tokens = await oidc.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier: request.verifier,
-    expectedState: request.state,
-    expectedNonce: request.nonce,
-  });
+  const tokens = await exchangeCode(config, callback, request);
   return { registered, config, tokens, pages };
 }
 

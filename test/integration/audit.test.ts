@@ -3,7 +3,7 @@ import * as oidc from 'openid-client';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
 
@@ -34,11 +34,7 @@ describe('audit log', () => {
       password: account.password,
       consent: 'allow',
     });
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     await oidc.tokenRevocation(config, tokens.refresh_token!); // revoking a refresh token revokes its grant
     await new Promise((resolve) => setTimeout(resolve, 200)); // the event is written after the response
 

@@ -15,7 +15,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/logger.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, testDatabase } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
@@ -163,11 +163,7 @@ describe('embedded Postgres (PGlite served on loopback)', () => {
         consent: 'allow',
       });
       expect(pages).toEqual(['login', 'consent']);
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: request.verifier,
-        expectedState: request.state,
-        expectedNonce: request.nonce,
-      });
+      const tokens = await exchangeCode(config, callback, request);
       const claims = tokens.claims()!;
       expect(claims.iss).toBe(server.issuer);
       expect(claims.aud).toBe(client.clientId);

@@ -1,8 +1,7 @@
 import fc from 'fast-check';
-import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { rawRequest, type RawRequest, type RawResponse } from '../helpers/raw-http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
@@ -492,11 +491,7 @@ beforeAll(async () => {
     password: account.password,
     consent: 'allow',
   });
-  const tokens = await oidc.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier: authorization.verifier,
-    expectedState: authorization.state,
-    expectedNonce: authorization.nonce,
-  });
+  const tokens = await exchangeCode(config, callback, authorization);
   const sessionCookies = await sessionAgent.jar.getCookieString(`${server.issuer}/session/end`);
   const logoutPage = await sessionAgent.request(`${server.issuer}/session/end?client_id=${encodeURIComponent(client.clientId)}`);
   const logoutXsrf = hiddenField(logoutPage.body, 'xsrf');

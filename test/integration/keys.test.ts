@@ -2,7 +2,6 @@ import { execFile } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, randomBytes, verify, type JsonWebKey } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import * as oidc from 'openid-client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
@@ -14,7 +13,7 @@ import { decryptJson, envelopeSchema, keyEncryptionKey } from '../../src/oidc/ke
 import { loadSigningKeys } from '../../src/oidc/keys.js';
 import { loadServerSecrets, pruneCookieKeys } from '../../src/oidc/secrets.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
@@ -170,11 +169,7 @@ describe('signing key rotation', { timeout: 120_000 }, () => {
       ...person,
       consent: 'allow',
     });
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     return tokens.id_token!;
   }
 

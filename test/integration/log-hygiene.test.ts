@@ -7,7 +7,7 @@ import { createApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
 import { loadConfig } from '../../src/config.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { testDatabase, testEnvironment } from '../helpers/server.js';
 import { completeAuthorization, formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
 
@@ -50,11 +50,7 @@ describe('logs', () => {
         form: { _csrf: hiddenField(page.body, '_csrf'), email: account.email, password: 'a wrong password 123' },
       });
       const { callback } = await completeAuthorization(agent, request.url.href, client.redirectUris[0]!, { ...account, consent: 'allow' });
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: request.verifier,
-        expectedState: request.state,
-        expectedNonce: request.nonce,
-      });
+      const tokens = await exchangeCode(config, callback, request);
       const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
       await oidc.fetchUserInfo(config, refreshed.access_token, tokens.claims()!.sub);
 

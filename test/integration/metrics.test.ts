@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
@@ -71,11 +71,7 @@ describe('GET /metrics after real flows', () => {
 
     const request = await startAuthorization(config, redirectUri, 'openid email offline_access');
     const { callback } = await completeAuthorization(agent, request.url.href, redirectUri, { ...account, consent: 'allow' });
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub);
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
     expect((await oidc.tokenIntrospection(config, refreshed.access_token)).active).toBe(true);
@@ -85,11 +81,7 @@ describe('GET /metrics after real flows', () => {
     // A fresh grant whose refresh token the service revokes itself.
     const second = await startAuthorization(config, redirectUri, 'openid email offline_access');
     const again = await completeAuthorization(agent, second.url.href, redirectUri, { ...account, consent: 'allow' });
-    const tokens2 = await oidc.authorizationCodeGrant(config, again.callback, {
-      pkceCodeVerifier: second.verifier,
-      expectedState: second.state,
-      expectedNonce: second.nonce,
-    });
+    const tokens2 = await exchangeCode(config, again.callback, second);
     await oidc.tokenRevocation(config, tokens2.refresh_token!);
 
     const machine = await createTestClient(server.db, server.validator, {

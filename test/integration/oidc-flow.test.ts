@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
@@ -32,11 +32,7 @@ describe('OpenID Connect with a real relying-party library', () => {
     });
     expect(pages).toEqual(['login', 'consent']);
 
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     const idClaims = tokens.claims()!;
     expect(idClaims.iss).toBe(server.issuer);
     expect(idClaims.aud).toBe(client.clientId);
@@ -63,11 +59,7 @@ describe('OpenID Connect with a real relying-party library', () => {
       consent: 'allow',
     });
     expect(again.pages).toEqual(['consent']); // already signed in; profile is a new scope
-    const tokens2 = await oidc.authorizationCodeGrant(config, again.callback, {
-      pkceCodeVerifier: second.verifier,
-      expectedState: second.state,
-      expectedNonce: second.nonce,
-    });
+    const tokens2 = await exchangeCode(config, again.callback, second);
     const profile = await oidc.fetchUserInfo(config, tokens2.access_token, tokens2.claims()!.sub);
     expect(profile).toMatchObject({
       name: account.name,
@@ -122,11 +114,7 @@ describe('OpenID Connect with a real relying-party library', () => {
         consent: 'allow',
       });
       expect(pages).toEqual(index === 0 ? ['login', 'consent'] : ['consent']);
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: request.verifier,
-        expectedState: request.state,
-        expectedNonce: request.nonce,
-      });
+      const tokens = await exchangeCode(config, callback, request);
       subs.push(tokens.claims()!.sub);
     }
     expect(subs[0]).not.toBe(subs[1]);
@@ -156,11 +144,7 @@ describe('OpenID Connect with a real relying-party library', () => {
         password: account.password,
       });
       pagesSeen.push(pages);
-      const tokens = await oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: request.verifier,
-        expectedState: request.state,
-        expectedNonce: request.nonce,
-      });
+      const tokens = await exchangeCode(config, callback, request);
       subs.push(tokens.claims()!.sub);
       expect(await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub)).toMatchObject({ name: account.name });
     }
@@ -188,11 +172,7 @@ describe('OpenID Connect with a real relying-party library', () => {
       password: account.password,
       consent: 'allow',
     });
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     expect(tokens.claims()!.aud).toBe(client.clientId);
   });
 

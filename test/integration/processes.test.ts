@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { testDatabase } from '../helpers/server.js';
 import { completeAuthorization, formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
 import type { Database } from '../../src/db/index.js';
@@ -177,11 +177,7 @@ describe('two server processes on one database', () => {
       viaB.push(url);
       return fetch(url.replace(a.origin, b.origin), options as RequestInit);
     };
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     expect(tokens.claims()!.iss).toBe(a.origin);
     expect(await oidc.fetchUserInfo(config, tokens.access_token, tokens.claims()!.sub)).toMatchObject({ email: account.email });
     expect(viaB.some((url) => url.endsWith('/token'))).toBe(true);

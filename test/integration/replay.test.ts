@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
@@ -77,29 +77,15 @@ describe('replay protection', () => {
 
   it('rejects a code redeemed a second time later and revokes the tokens of the first redemption', async () => {
     const { config, request, callback } = await signedInCode(9302);
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(true);
-    await expect(
-      oidc.authorizationCodeGrant(config, callback, {
-        pkceCodeVerifier: request.verifier,
-        expectedState: request.state,
-        expectedNonce: request.nonce,
-      }),
-    ).rejects.toMatchObject({ error: 'invalid_grant' });
+    await expect(exchangeCode(config, callback, request)).rejects.toMatchObject({ error: 'invalid_grant' });
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
   });
 
   it('rejects a reused refresh token after rotation and revokes the grant', async () => {
     const { config, request, callback } = await signedInCode(9303);
-    const tokens = await oidc.authorizationCodeGrant(config, callback, {
-      pkceCodeVerifier: request.verifier,
-      expectedState: request.state,
-      expectedNonce: request.nonce,
-    });
+    const tokens = await exchangeCode(config, callback, request);
     const rotated = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
     expect((await oidc.tokenIntrospection(config, rotated.access_token)).active).toBe(true);
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });

@@ -5,7 +5,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { LogoutListener, waitFor } from '../helpers/listener.js';
-import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
+import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 import { listLogoutDeliveries } from '../../src/logout/deliveries.js';
@@ -47,11 +47,7 @@ async function signInToService(
     ...account,
     consent: 'allow',
   });
-  const tokens = await oidc.authorizationCodeGrant(config, callback, {
-    pkceCodeVerifier: request.verifier,
-    expectedState: request.state,
-    expectedNonce: request.nonce,
-  });
+  const tokens = await exchangeCode(config, callback, request);
   return { registered, config, tokens, claims: tokens.claims()! };
 }
 
