@@ -17,6 +17,7 @@ beforeAll(async () => {
       LOGIN_LOCK_SECONDS: '600',
       REGISTRATIONS_PER_IP_PER_HOUR: '2',
       TOKEN_FAILURES_PER_IP_PER_MINUTE: '5',
+      PASSWORD_RESETS_PER_IP_PER_HOUR: '2',
     },
   });
   registered = await createTestClient(server.db, server.validator, { redirectUris: ['http://127.0.0.1:9400/cb'] });
@@ -103,6 +104,21 @@ describe('rate limits', () => {
       statuses.push(response.status);
     }
     expect(statuses).toEqual([303, 303, 429]);
+  });
+
+  it('limits password-reset requests per IP, for known and unknown addresses alike', async () => {
+    const ip = freshIp();
+    const agent = new UserAgent();
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i += 1) {
+      const form = await agent.request(`${server.issuer}/password/forgot`, { headers: { 'x-forwarded-for': ip } });
+      const response = await agent.request(`${server.issuer}/password/forgot`, {
+        form: { _csrf: hiddenField(form.body, '_csrf'), email: uniqueEmail('reset') },
+        headers: { 'x-forwarded-for': ip },
+      });
+      statuses.push(response.status);
+    }
+    expect(statuses).toEqual([200, 200, 429]);
   });
 
   it('refuses an IP whose token requests keep failing, without counting successes', async () => {
