@@ -93,7 +93,10 @@ export async function markDelivered(db: Queryable, id: string): Promise<void> {
   );
 }
 
-/** Schedules another attempt, or gives up for good once the delivery is older than maxAgeSeconds. */
+/**
+ * Schedules another attempt, or gives up for good once the delivery is older than maxAgeSeconds.
+ * One statement: a reader never sees a delivery marked failed that still holds its subject.
+ */
 export async function markAttemptFailed(
   db: Queryable,
   id: string,
@@ -102,20 +105,23 @@ export async function markAttemptFailed(
   maxAgeSeconds: number,
 ): Promise<DeliveryStatus> {
   const { rows } = await db.query<{ status: DeliveryStatus }>(
-    `UPDATE logout_deliveries SET
+    `WITH outcome AS (
+       SELECT id, created_at + make_interval(secs => $4) <= now() + make_interval(secs => $3) AS given_up
+       FROM logout_deliveries WHERE id = $1
+     )
+     UPDATE logout_deliveries d SET
        last_error = left($2, 500),
        locked_until = NULL,
-       status = CASE WHEN created_at + make_interval(secs => $4) <= now() + make_interval(secs => $3) THEN 'failed' ELSE 'pending' END,
-       next_attempt_at = now() + make_interval(secs => $3)
-     WHERE id = $1
-     RETURNING status`,
+       status = CASE WHEN o.given_up THEN 'failed' ELSE 'pending' END,
+       next_attempt_at = now() + make_interval(secs => $3),
+       finished_at = CASE WHEN o.given_up THEN now() END,
+       account_id = CASE WHEN o.given_up THEN NULL ELSE d.account_id END,
+       sid = CASE WHEN o.given_up THEN NULL ELSE d.sid END
+     FROM outcome o WHERE d.id = o.id
+     RETURNING d.status`,
     [id, error, retryInSeconds, maxAgeSeconds],
   );
-  const status = rows[0]?.status ?? 'failed';
-  if (status === 'failed') {
-    await db.query(`UPDATE logout_deliveries SET finished_at = now(), account_id = NULL, sid = NULL WHERE id = $1`, [id]);
-  }
-  return status;
+  return rows[0]?.status ?? 'failed';
 }
 
 export async function listLogoutDeliveries(
