@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createPostgresDatabase, type Database } from '../src/db/index.js';
 import { createLogger } from '../src/logger.js';
-import { sweepExpired } from '../src/oidc/adapter.js';
+import { sweepExpiredArtefacts as sweepExpired } from '../src/oidc/artefacts.js';
 import { createFixtures, type Fixtures } from './lib/fixtures.js';
 import { ssoFlow } from './lib/flows.js';
 import { Http } from './lib/http.js';

@@ -83,6 +83,13 @@ const environmentSchema = z.object({
   EMBEDDED_DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   TRUST_PROXY: booleanFromEnv.default(false),
+  // How many proxies append to X-Forwarded-For in front of us: the client is the address the
+  // nearest of them saw, never an entry further left (the client writes those).
+  TRUSTED_PROXY_HOPS: z.coerce.number({ message: 'expected a number of proxies' }).int().min(1).max(10).default(1),
+  METRICS_PORT: z.coerce.number({ message: 'expected a port number' }).int().min(0).max(65535).optional(),
+  METRICS_HOST: z.string().min(1).default('127.0.0.1'),
+  METRICS_TOKEN: z.string().min(32, 'must be at least 32 characters').optional(),
+  ALLOW_DATABASE_HELD_KEYS: booleanFromEnv.default(false),
   COOKIE_KEYS: secretList.optional(),
   PAIRWISE_SALT: z.string().min(32, 'must be at least 32 characters').optional(),
   KEY_ENCRYPTION_KEY: keyEncryptionKeyList.optional(),
@@ -108,6 +115,12 @@ const environmentSchema = z.object({
   LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).default(50),
   LOGIN_FAILURE_WINDOW_SECONDS: seconds(900),
   LOGIN_LOCK_SECONDS: seconds(900),
+  SIGN_INS_PER_ACCOUNT_PER_MINUTE: z.coerce.number().int().min(1).default(10),
+  SIGN_INS_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(300),
+  // argon2 runs on libuv's thread pool (UV_THREADPOOL_SIZE, 4 by default): more at once only queues there.
+  PASSWORD_HASHING_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
+  PASSWORD_HASHING_QUEUE_MAX: z.coerce.number().int().min(0).max(10000).default(100),
+  PASSWORD_HASHING_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60000).default(5000),
   REGISTRATIONS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
   TOKEN_FAILURES_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(60),
   DYNAMIC_REGISTRATION: booleanFromEnv.default(false),
@@ -123,7 +136,14 @@ const environmentSchema = z.object({
   PASSWORD_RESET_TTL: seconds(3600),
   ACCOUNT_SESSION_TTL: seconds(1800),
   MAIL_PER_ACCOUNT_PER_HOUR: z.coerce.number().int().min(1).default(5),
-  PASSWORD_RESETS_PER_EMAIL_PER_HOUR: z.coerce.number().int().min(1).default(3),
+  MAIL_PER_RECIPIENT_PER_REQUESTER_PER_HOUR: z.coerce.number().int().min(1).default(3),
+  MAIL_PER_RECIPIENT_PER_HOUR: z.coerce.number().int().min(1).default(10),
+  // The old address can undo an email change for at least a week (a takeover is noticed late).
+  EMAIL_CHANGE_REVERT_TTL: z.coerce
+    .number({ message: 'expected a number of seconds' })
+    .int('expected a whole number of seconds')
+    .min(7 * 24 * 3600, 'must be at least 7 days (604800 seconds)')
+    .default(14 * 24 * 3600),
   PASSWORD_RESETS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
 });
 
@@ -136,6 +156,12 @@ export type Config = Readonly<{
   embeddedDataDir: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   trustProxy: boolean;
+  /** Proxies appending to X-Forwarded-For in front of us (used when trustProxy). */
+  trustedProxyHops: number;
+  /** Where Prometheus metrics are served: a listener of their own, and/or /metrics with a bearer token. */
+  metrics: Readonly<{ port: number | undefined; host: string; token: string | undefined }>;
+  /** With an https issuer, cookie and key-encryption keys kept in the database are refused unless this is set. */
+  allowDatabaseHeldKeys: boolean;
   cookieKeys: readonly string[] | undefined;
   pairwiseSalt: string | undefined;
   /** Key-encryption keys for signing keys at rest; the first encrypts. Undefined: one is kept in the database. */
@@ -157,12 +183,19 @@ export type Config = Readonly<{
   sweepBatchSize: number;
   shutdownTimeoutSeconds: number;
   rateLimits: RateLimits;
+  /** The bounded queue every argon2 computation waits in. */
+  passwordHashing: Readonly<{ concurrency: number; queueMax: number; queueTimeoutMs: number }>;
   /** Mail: over SMTP when smtpUrl is set, otherwise to the log and the outbox table. */
   mail: Readonly<{ smtpUrl: string | undefined; from: string }>;
   /** Shown in every page footer when set. */
   privacy: Readonly<{ policyUrl: string | undefined; contact: string | undefined }>;
   /** Lifetimes (seconds) of one-time links and of the /account pages' idle session. */
-  selfService: Readonly<{ emailVerificationTtl: number; passwordResetTtl: number; accountSessionTtl: number }>;
+  selfService: Readonly<{
+    emailVerificationTtl: number;
+    passwordResetTtl: number;
+    accountSessionTtl: number;
+    emailChangeRevertTtl: number;
+  }>;
   auditRetentionDays: number;
   logoutDelivery: Readonly<{ pollSeconds: number; maxAgeSeconds: number }>;
   dynamicRegistration: boolean;
@@ -173,13 +206,33 @@ export type RateLimits = Readonly<{
   loginFailuresPerIp: number;
   loginFailureWindowSeconds: number;
   loginLockSeconds: number;
+  /** Sign-in attempts, whatever their outcome. */
+  signInsPerAccountPerMinute: number;
+  signInsPerIpPerMinute: number;
   registrationsPerIpPerHour: number;
   tokenFailuresPerIpPerMinute: number;
-  /** Verification and email-change messages one account may trigger per hour. */
+  /** Verification and email-change requests one signed-in account may make per hour. */
   mailPerAccountPerHour: number;
-  passwordResetsPerEmailPerHour: number;
+  /** Messages of one kind one requester (an account, an IP) may cause to one address per hour. */
+  mailPerRecipientPerRequesterPerHour: number;
+  /** Messages others may cause to one address per hour, whoever they are (the owner's own actions are not capped). */
+  mailPerRecipientPerHour: number;
   passwordResetsPerIpPerHour: number;
 }>;
+
+/**
+ * Production keeps cookie keys and the key-encryption key outside the database: with them in
+ * it, a dump is enough to forge sessions and decrypt signing keys.
+ */
+function keysFromEnvironment(e: z.output<typeof environmentSchema>, issuer: string): void {
+  if (!issuer.startsWith('https://') || e.ALLOW_DATABASE_HELD_KEYS) return;
+  const missing = [!e.COOKIE_KEYS && 'COOKIE_KEYS', !e.KEY_ENCRYPTION_KEY && 'KEY_ENCRYPTION_KEY'].filter(Boolean);
+  if (missing.length) {
+    throw new ConfigError(
+      `invalid configuration: ${missing.join(' and ')} must come from the environment with an https ISSUER (a database dump would otherwise hold them); set ALLOW_DATABASE_HELD_KEYS=true only to run without them knowingly`,
+    );
+  }
+}
 
 function describeIssues(error: z.ZodError): string {
   return error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`).join('; ');
@@ -194,6 +247,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   const issuer = (e.ISSUER ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
+  keysFromEnvironment(e, issuer);
   return Object.freeze({
     port: e.PORT,
     host: e.HOST,
@@ -203,6 +257,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedDataDir: e.EMBEDDED_DATA_DIR,
     logLevel: e.LOG_LEVEL,
     trustProxy: e.TRUST_PROXY,
+    trustedProxyHops: e.TRUSTED_PROXY_HOPS,
+    metrics: Object.freeze({ port: e.METRICS_PORT, host: e.METRICS_HOST, token: e.METRICS_TOKEN }),
+    allowDatabaseHeldKeys: e.ALLOW_DATABASE_HELD_KEYS,
     cookieKeys: e.COOKIE_KEYS,
     pairwiseSalt: e.PAIRWISE_SALT,
     keyEncryptionKeys: e.KEY_ENCRYPTION_KEY ? Object.freeze(e.KEY_ENCRYPTION_KEY) : undefined,
@@ -226,11 +283,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       loginFailuresPerIp: e.LOGIN_MAX_FAILURES_PER_IP,
       loginFailureWindowSeconds: e.LOGIN_FAILURE_WINDOW_SECONDS,
       loginLockSeconds: e.LOGIN_LOCK_SECONDS,
+      signInsPerAccountPerMinute: e.SIGN_INS_PER_ACCOUNT_PER_MINUTE,
+      signInsPerIpPerMinute: e.SIGN_INS_PER_IP_PER_MINUTE,
       registrationsPerIpPerHour: e.REGISTRATIONS_PER_IP_PER_HOUR,
       tokenFailuresPerIpPerMinute: e.TOKEN_FAILURES_PER_IP_PER_MINUTE,
       mailPerAccountPerHour: e.MAIL_PER_ACCOUNT_PER_HOUR,
-      passwordResetsPerEmailPerHour: e.PASSWORD_RESETS_PER_EMAIL_PER_HOUR,
+      mailPerRecipientPerRequesterPerHour: e.MAIL_PER_RECIPIENT_PER_REQUESTER_PER_HOUR,
+      mailPerRecipientPerHour: e.MAIL_PER_RECIPIENT_PER_HOUR,
       passwordResetsPerIpPerHour: e.PASSWORD_RESETS_PER_IP_PER_HOUR,
+    }),
+    passwordHashing: Object.freeze({
+      concurrency: e.PASSWORD_HASHING_CONCURRENCY ?? defaultThreadPoolSize(),
+      queueMax: e.PASSWORD_HASHING_QUEUE_MAX,
+      queueTimeoutMs: e.PASSWORD_HASHING_QUEUE_TIMEOUT_MS,
     }),
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
     mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Group ID <no-reply@${new URL(issuer).hostname}>` }),
@@ -239,10 +304,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       emailVerificationTtl: e.EMAIL_VERIFICATION_TTL,
       passwordResetTtl: e.PASSWORD_RESET_TTL,
       accountSessionTtl: e.ACCOUNT_SESSION_TTL,
+      emailChangeRevertTtl: e.EMAIL_CHANGE_REVERT_TTL,
     }),
     dynamicRegistration: e.DYNAMIC_REGISTRATION,
     logoutDelivery: Object.freeze({ pollSeconds: e.LOGOUT_DELIVERY_POLL_SECONDS, maxAgeSeconds: e.LOGOUT_DELIVERY_MAX_AGE_SECONDS }),
   });
+}
+
+/** libuv's thread pool, where argon2 runs: UV_THREADPOOL_SIZE, else libuv's default of 4. */
+function defaultThreadPoolSize(): number {
+  const size = Number.parseInt(process.env['UV_THREADPOOL_SIZE'] ?? '', 10);
+  return Number.isInteger(size) && size > 0 ? Math.min(size, 64) : 4;
 }
 
 export function isSecureIssuer(config: Config): boolean {

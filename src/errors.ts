@@ -27,6 +27,17 @@ export class Unavailable extends DomainError {
   readonly statusCode = 503;
 }
 
+/** Too much work is queued right now (password hashing); retry after the given time. */
+export class Overloaded extends Unavailable {
+  override name = 'Overloaded';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
 /** A limit was reached (credential stuffing, brute force); retry after the given time. */
 export class TooManyAttempts extends DomainError {
   override name = 'TooManyAttempts';

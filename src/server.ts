@@ -4,6 +4,7 @@ import { openDatabase } from './db/index.js';
 import { migrate } from './db/migrate.js';
 import { demoAccount, seedDemo } from './demo.js';
 import { createApp } from './http/app.js';
+import { startMetricsServer } from './http/health.js';
 import { createLogger } from './logger.js';
 import { clientMetadataValidator } from './oidc/provider.js';
 import { startExpiredRowSweeper } from './oidc/sweeper.js';
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     auditRetentionDays: config.auditRetentionDays,
   });
 
+  const metricsServer = await startMetricsServer(config, logger);
   const server = createServer(app.callback());
   server.keepAliveTimeout = 5000;
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
     forceClose.unref();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    metricsServer?.close();
     await logoutDeliveries.stop();
     await db.close();
     logger.info('stopped');

@@ -1,7 +1,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Queryable } from '../db/index.js';
 
-export type LinkPurpose = 'verify_email' | 'change_email' | 'reset_password';
+export type LinkPurpose = 'verify_email' | 'change_email' | 'reset_password' | 'revert_email_change';
+
+/**
+ * Links that act on the account's current credentials or address. Every one still pending is
+ * void once the password changes, a reset completes or the address changes: a link mailed
+ * before a takeover was noticed must not survive the person's recovery. The revert link is
+ * not among them: it is the previous owner's way back and must outlive those changes.
+ */
+export const credentialLinkPurposes: readonly LinkPurpose[] = ['verify_email', 'change_email', 'reset_password'];
 
 /** Why a link cannot be used. Each gets its own page; none of them changes anything. */
 export type LinkFailure = 'invalid' | 'expired' | 'used';
@@ -69,7 +77,7 @@ export async function redeemLinkToken(tx: Queryable, token: unknown, purpose: Li
 }
 
 /** Spends every other unused link of these purposes (after the change they were for). */
-export async function spendOtherLinkTokens(tx: Queryable, accountId: string, purposes: LinkPurpose[]): Promise<void> {
+export async function spendOtherLinkTokens(tx: Queryable, accountId: string, purposes: readonly LinkPurpose[]): Promise<void> {
   await tx.query('UPDATE account_tokens SET used_at = now() WHERE account_id = $1 AND purpose = ANY($2::text[]) AND used_at IS NULL', [
     accountId,
     purposes,

@@ -1,6 +1,7 @@
 import { dictionary } from '@zxcvbn-ts/language-common';
 import argon2 from 'argon2';
 import { z } from 'zod';
+import { runPasswordWork } from '../security/password-work.js';
 
 // The most common passwords from real breaches (zxcvbn-ts's list, ~49k entries), as NIST
 // SP 800-63B §5.1.1.2 asks: refuse passwords that attackers try first.
@@ -25,16 +26,19 @@ export const passwordSchema = z
   .max(256, 'Use at most 256 characters for your password.')
   .refine((password) => !isCommonPassword(password), 'This password is one of the most common ones. Choose something less predictable.');
 
+/** Every argon2 call waits its turn in the process's bounded queue (security/password-work.ts). */
 export function hashPassword(password: string): Promise<string> {
-  return argon2.hash(password.normalize('NFKC'), passwordHashOptions);
+  return runPasswordWork(() => argon2.hash(password.normalize('NFKC'), passwordHashOptions));
 }
 
-export async function verifyPassword(hash: string, password: string): Promise<boolean> {
-  try {
-    return await argon2.verify(hash, password.normalize('NFKC'));
-  } catch {
-    return false;
-  }
+export function verifyPassword(hash: string, password: string): Promise<boolean> {
+  return runPasswordWork(async () => {
+    try {
+      return await argon2.verify(hash, password.normalize('NFKC'));
+    } catch {
+      return false;
+    }
+  });
 }
 
 export function passwordNeedsRehash(hash: string): boolean {
@@ -48,6 +52,7 @@ let dummyHash: Promise<string> | undefined;
  * email is unknown makes that answer take as long as a wrong password for a real account.
  */
 export function dummyPasswordHash(): Promise<string> {
-  dummyHash ??= hashPassword(crypto.randomUUID());
+  // Outside the queue: made once per process, and a rejected first call must not be remembered.
+  dummyHash ??= argon2.hash(crypto.randomUUID(), passwordHashOptions);
   return dummyHash;
 }

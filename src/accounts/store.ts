@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { Queryable } from '../db/index.js';
 import { Conflict, NotFound } from '../errors.js';
 import { parseOrThrow } from '../validation.js';
+import { emailKey } from './email-key.js';
 import { dummyPasswordHash, hashPassword, passwordNeedsRehash, passwordSchema, verifyPassword } from './passwords.js';
 
 export interface Account {
@@ -97,11 +98,12 @@ export async function createAccount(db: Queryable, input: NewAccount): Promise<A
   const passwordHash = await hashPassword(data.password);
   try {
     const { rows } = await db.query<AccountRow>(
-      `INSERT INTO accounts (id, email, email_verified, password_hash, name, given_name, family_name, locale)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ${accountColumns}`,
+      `INSERT INTO accounts (id, email, email_key, email_verified, password_hash, name, given_name, family_name, locale)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${accountColumns}`,
       [
         newAccountId(),
         data.email,
+        emailKey(data.email),
         data.emailVerified ?? false,
         passwordHash,
         data.name ?? null,
@@ -125,7 +127,7 @@ export async function findAccountById(db: Queryable, id: string): Promise<Accoun
 
 export async function findAccountByEmail(db: Queryable, email: string): Promise<Account | undefined> {
   if (email.includes('\u0000')) return undefined;
-  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE lower(email) = lower($1)`, [email.trim()]);
+  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE email_key = $1`, [emailKey(email)]);
   return rows[0] ? toAccount(rows[0]) : undefined;
 }
 
@@ -144,17 +146,20 @@ export async function listAccounts(db: Queryable, options: { limit: number; offs
   return rows.map(toAccount);
 }
 
+export type PasswordCheck = { matched: true; account: Account } | { matched: false; accountId: string | undefined };
+
 /**
  * Checks an email and password. Unknown emails cost one argon2 verification too, so the
  * answer and its timing do not reveal whether an account exists. Rehashes the password
- * when the stored hash uses older parameters.
+ * when the stored hash uses older parameters. A mismatch names the account it was for, if
+ * any, for the audit log (never for the person asking).
  */
-export async function authenticate(db: Queryable, email: string, password: string): Promise<Account | undefined> {
+export async function checkSignInPassword(db: Queryable, email: string, password: string): Promise<PasswordCheck> {
   if (email.includes('\u0000')) email = ''; // cannot match; still pays the dummy verification below
-  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE lower(email) = lower($1)`, [email.trim()]);
+  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE email_key = $1`, [emailKey(email)]);
   const row = rows[0];
   const matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);
-  if (!row || !matches) return undefined;
+  if (!row || !matches) return { matched: false, accountId: row?.id };
   if (passwordNeedsRehash(row.password_hash)) {
     await db.query('UPDATE accounts SET password_hash = $2 WHERE id = $1 AND password_hash = $3', [
       row.id,
@@ -162,12 +167,13 @@ export async function authenticate(db: Queryable, email: string, password: strin
       row.password_hash,
     ]);
   }
-  return toAccount(row);
+  return { matched: true, account: toAccount(row) };
 }
 
-export async function setPassword(db: Queryable, id: string, password: string): Promise<void> {
-  const valid = parseOrThrow(passwordSchema, password);
-  await storePasswordHash(db, id, await hashPassword(valid));
+/** The account when email and password match (see checkSignInPassword). */
+export async function authenticate(db: Queryable, email: string, password: string): Promise<Account | undefined> {
+  const check = await checkSignInPassword(db, email, password);
+  return check.matched ? check.account : undefined;
 }
 
 /**
@@ -199,20 +205,20 @@ export async function updateProfile(db: Queryable, id: string, input: ProfileUpd
 
 /** Marks the address verified, but only while it is still the account's address. */
 export async function markEmailVerified(db: Queryable, id: string, email: string): Promise<boolean> {
-  const { rowCount } = await db.query(
-    'UPDATE accounts SET email_verified = true, updated_at = now() WHERE id = $1 AND lower(email) = lower($2)',
-    [id, email],
-  );
+  const { rowCount } = await db.query('UPDATE accounts SET email_verified = true, updated_at = now() WHERE id = $1 AND email_key = $2', [
+    id,
+    emailKey(email),
+  ]);
   return rowCount === 1;
 }
 
 /** Replaces the address with one whose ownership was just proven; Conflict if another account took it. */
 export async function replaceVerifiedEmail(db: Queryable, id: string, email: string): Promise<void> {
   try {
-    const { rowCount } = await db.query('UPDATE accounts SET email = $2, email_verified = true, updated_at = now() WHERE id = $1', [
-      id,
-      email,
-    ]);
+    const { rowCount } = await db.query(
+      'UPDATE accounts SET email = $2, email_key = $3, email_verified = true, updated_at = now() WHERE id = $1',
+      [id, email, emailKey(email)],
+    );
     if (!rowCount) throw new NotFound('no such account');
   } catch (error) {
     if ((error as { code?: string }).code === '23505') throw new Conflict('an account with that email already exists');
@@ -221,12 +227,11 @@ export async function replaceVerifiedEmail(db: Queryable, id: string, email: str
 }
 
 /**
- * Deletes the account and every protocol artefact (sessions, grants, tokens) that belongs to
- * it, inside the caller's transaction. Rows of the account's own tables (links, account-page
- * sessions, outbox, usage) go with it by ON DELETE CASCADE.
+ * Deletes the account row, inside the caller's transaction. Rows of the account's own tables
+ * (links, account-page sessions, outbox, usage) go with it by ON DELETE CASCADE; protocol
+ * artefacts and audit events are the delete-account workflow's business.
  */
-export async function deleteAccountRows(tx: Queryable, id: string): Promise<void> {
+export async function deleteAccountRow(tx: Queryable, id: string): Promise<void> {
   const { rowCount } = await tx.query('DELETE FROM accounts WHERE id = $1', [id]);
   if (!rowCount) throw new NotFound('no such account');
-  await tx.query('DELETE FROM oidc_payloads WHERE account_id = $1', [id]);
 }

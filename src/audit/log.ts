@@ -12,6 +12,8 @@ export const auditEventNames = [
   'email.verified',
   'email.change_requested',
   'email.changed',
+  'email.change_reverted',
+  'sessions.ended',
   'profile.updated',
   'data.exported',
   'consent',
@@ -29,6 +31,11 @@ export interface AuditEvent {
   outcome: 'success' | 'failure' | 'denied';
   /** An account id, 'admin' for the CLI; never an email or a name. */
   actor?: string | null;
+  /**
+   * The account the event concerns, when it is not the actor (a failed sign-in against it,
+   * an administrator's change). Defaults to the actor when that is an account.
+   */
+  accountId?: string | null;
   clientId?: string | null;
   ip?: string | null;
   /** Non-personal context (e.g. scopes, reason codes). */
@@ -42,14 +49,21 @@ export interface StoredAuditEvent extends Required<Omit<AuditEvent, 'details'>> 
 }
 
 export async function recordAuditEvent(db: Queryable, event: AuditEvent): Promise<void> {
-  await db.query('INSERT INTO audit_events (event, outcome, actor, client_id, ip, details) VALUES ($1, $2, $3, $4, $5, $6)', [
-    event.event,
-    event.outcome,
-    event.actor ?? null,
-    event.clientId ?? null,
-    event.ip ?? null,
-    event.details ?? {},
-  ]);
+  const concerns = event.accountId ?? (event.actor && event.actor !== 'admin' ? event.actor : null);
+  await db.query(
+    'INSERT INTO audit_events (event, outcome, actor, account_id, client_id, ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    [event.event, event.outcome, event.actor ?? null, concerns, event.clientId ?? null, event.ip ?? null, event.details ?? {}],
+  );
+}
+
+/**
+ * After an account is deleted nothing about the person may remain but a minimal record that
+ * it was deleted: every event about the account goes (its sign-ins with their IP and
+ * browser, failures against it, administrators' changes to it), inside the deletion's
+ * transaction.
+ */
+export async function forgetAccountEvents(tx: Queryable, accountId: string): Promise<void> {
+  await tx.query('DELETE FROM audit_events WHERE account_id = $1 OR actor = $1', [accountId]);
 }
 
 export const auditQuerySchema = z.object({
@@ -66,11 +80,12 @@ export async function listAuditEvents(db: Queryable, query: z.input<typeof audit
     event: AuditEventName;
     outcome: AuditEvent['outcome'];
     actor: string | null;
+    account_id: string | null;
     client_id: string | null;
     ip: string | null;
     details: Record<string, unknown>;
   }>(
-    `SELECT id, occurred_at, event, outcome, actor, client_id, ip, details FROM audit_events
+    `SELECT id, occurred_at, event, outcome, actor, account_id, client_id, ip, details FROM audit_events
      WHERE occurred_at >= $1 AND ($2::text IS NULL OR event = $2) ORDER BY occurred_at, id LIMIT $3`,
     [since, event ?? null, limit],
   );
@@ -80,6 +95,7 @@ export async function listAuditEvents(db: Queryable, query: z.input<typeof audit
     event: row.event,
     outcome: row.outcome,
     actor: row.actor,
+    accountId: row.account_id,
     clientId: row.client_id,
     ip: row.ip,
     details: row.details,

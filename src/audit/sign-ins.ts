@@ -32,7 +32,7 @@ export async function listRecentSignIns(db: Queryable, accountId: string, limit 
   }));
 }
 
-/** Every security event whose actor is the account, for the account's data export. */
+/** Every security event about the account, for the account's data export. */
 export async function listAccountEvents(db: Queryable, accountId: string) {
   const { rows } = await db.query<{
     occurred_at: Date;
@@ -41,7 +41,9 @@ export async function listAccountEvents(db: Queryable, accountId: string) {
     client_id: string | null;
     ip: string | null;
     details: Record<string, unknown>;
-  }>(`SELECT occurred_at, event, outcome, client_id, ip, details FROM audit_events WHERE actor = $1 ORDER BY occurred_at, id`, [accountId]);
+  }>(`SELECT occurred_at, event, outcome, client_id, ip, details FROM audit_events WHERE account_id = $1 ORDER BY occurred_at, id`, [
+    accountId,
+  ]);
   return rows.map((row) => ({
     occurredAt: row.occurred_at,
     event: row.event,
@@ -50,15 +52,4 @@ export async function listAccountEvents(db: Queryable, accountId: string) {
     ip: row.ip,
     details: row.details,
   }));
-}
-
-/**
- * When an account is deleted, its security events stay (they are the record of what
- * happened, kept for AUDIT_RETENTION_DAYS) but lose the browser and system they noted.
- */
-export async function scrubAccountEventDetails(tx: Queryable, accountId: string): Promise<void> {
-  await tx.query(
-    `UPDATE audit_events SET details = details - 'browser' - 'os' WHERE actor = $1 AND (details ? 'browser' OR details ? 'os')`,
-    [accountId],
-  );
 }

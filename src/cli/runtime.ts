@@ -5,6 +5,10 @@ import { providerPages } from '../http/pages.js';
 import { createLogger, type Logger } from '../logger.js';
 import type Provider from 'oidc-provider';
 import type { MetadataValidator } from '../clients/store.js';
+import { createMailer } from '../mail/mailer.js';
+import { configurePasswordWork } from '../security/password-work.js';
+import { Throttle } from '../security/throttle.js';
+import type { WorkflowDeps } from '../use-cases/deps.js';
 
 export interface CliRuntime {
   config: Config;
@@ -14,6 +18,8 @@ export interface CliRuntime {
   clientValidator(): Promise<MetadataValidator>;
   /** The oidc-provider instance, built on first use (it loads keys). */
   provider(): Promise<Provider>;
+  /** What the account workflows need: the same set the server's pages pass them. */
+  workflowDeps(): Promise<WorkflowDeps>;
 }
 
 /** Opens what a command needs: config, a stderr logger, the migrated database. */
@@ -22,6 +28,7 @@ export async function openCliRuntime(options: { migrate: boolean }): Promise<Cli
   // stdout is for results; logs go to stderr and only when they matter.
   const level = config.logLevel === 'info' ? 'warn' : config.logLevel;
   const logger = createLogger({ logLevel: level }, process.stderr);
+  configurePasswordWork(config.passwordHashing);
   const db = await openDatabase(config, logger);
   try {
     if (options.migrate) await migrate(db, logger);
@@ -50,5 +57,15 @@ export async function openCliRuntime(options: { migrate: boolean }): Promise<Cli
       return validator;
     },
     provider: loadProvider,
+    async workflowDeps() {
+      return {
+        config,
+        db,
+        logger,
+        provider: await loadProvider(),
+        throttle: new Throttle(db, config.rateLimits),
+        mailer: createMailer(config, db, logger),
+      };
+    },
   };
 }

@@ -258,11 +258,8 @@ export async function rotateClientSecret(db: Database, clientId: string): Promis
   });
 }
 
-/** Removes the client and everything issued to it (grants, codes, tokens) in one transaction. */
-export async function removeClient(db: Database, clientId: string): Promise<void> {
-  await db.transaction(async (tx) => {
-    const { rowCount } = await tx.query('DELETE FROM clients WHERE id = $1', [clientId]);
-    if (!rowCount) throw new NotFound(`no client with id ${clientId}`);
-    await tx.query('DELETE FROM oidc_payloads WHERE client_id = $1', [clientId]);
-  });
+/** Deletes the client row inside the caller's transaction (remove-client also revokes what was issued to it). */
+export async function deleteClientRow(tx: Queryable, clientId: string): Promise<void> {
+  const { rowCount } = await tx.query('DELETE FROM clients WHERE id = $1', [clientId]);
+  if (!rowCount) throw new NotFound(`no client with id ${clientId}`);
 }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -47,6 +48,17 @@ export type QueryObserver = (operation: string, seconds: number, failed: boolean
 
 let queryObserver: QueryObserver | undefined;
 
+const unobserved = new AsyncLocalStorage<true>();
+
+/**
+ * Runs `work` with its statements hidden from the query observer. For workflows whose
+ * statements depend on whether an address has an account (a password-reset request): the
+ * metrics must not tell an observer what the page does not.
+ */
+export function withoutQueryMetrics<T>(work: () => Promise<T>): Promise<T> {
+  return unobserved.run(true, work);
+}
+
 /**
  * Installs the process-wide observer of query latency (the metrics layer sets it; the db
  * layer must not import it). Pass undefined to remove it.
@@ -64,7 +76,7 @@ export function queryOperation(text: string): string {
 
 async function timed<R>(text: string, run: () => Promise<R>): Promise<R> {
   const observer = queryObserver;
-  if (!observer) return run();
+  if (!observer || unobserved.getStore()) return run();
   const started = process.hrtime.bigint();
   let failed = true;
   try {

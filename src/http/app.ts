@@ -9,12 +9,13 @@ import { isSecureIssuer, type Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { installDurableBackchannelLogout, type DeliveryWorker } from '../oidc/backchannel.js';
-import { buildProvider } from '../oidc/provider.js';
+import { buildProvider, providerRoutes } from '../oidc/provider.js';
+import { configurePasswordWork } from '../security/password-work.js';
 import { trackServiceUsage } from '../oidc/service-usage.js';
 import { createMailer } from '../mail/mailer.js';
 import { errorBoundary } from './errors.js';
 import { frontChannelLogout } from './frontchannel-logout.js';
-import { healthRoutes } from './health.js';
+import { healthRoutes, publicMetricsRoute } from './health.js';
 import { interactionRoutes } from './interactions.js';
 import { accountRoutes } from './account/routes.js';
 import { emailLinkRoutes } from './email-links.js';
@@ -25,6 +26,7 @@ import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
 import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging } from './request-log.js';
+import { exactPaths, routerOptions } from './routing.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
 
@@ -55,7 +57,7 @@ function securityHeaders(config: Config) {
 
 function stylesheetRoute(): Router {
   const css = readFileSync(join(viewsDirectory, 'static', 'style.css'));
-  const router = new Router();
+  const router = new Router(routerOptions);
   router.get('/static/style.css', (ctx) => {
     ctx.type = 'text/css';
     ctx.set('cache-control', 'public, max-age=3600');
@@ -68,14 +70,31 @@ function stylesheetRoute(): Router {
 const methodNotAllowed = () => Object.assign(new Error('method not allowed'), { status: 405, expose: true });
 const methodErrors = { throw: true, notImplemented: methodNotAllowed, methodNotAllowed };
 
-/** oidc-provider builds URLs from the Host header; one that is not an authority would throw. */
-async function rejectMalformedHost(ctx: Koa.Context, next: Koa.Next): Promise<void> {
-  if (!URL.canParse(`${ctx.protocol}://${ctx.host}/`)) {
-    ctx.status = 400;
-    ctx.body = { error: 'invalid_request', error_description: 'malformed Host header' };
-    return;
-  }
-  await next();
+/**
+ * Every request is answered as a request for the issuer: oidc-provider builds discovery's
+ * endpoint URLs and the logout form's action from the Host header (X-Forwarded-Host behind a
+ * trusted proxy), so whatever host a client or a proxy names is replaced by the issuer's
+ * before anything reads it. Behind trusted proxies an https issuer is also the scheme.
+ */
+function answerAsTheIssuer(config: Config) {
+  const { host, protocol } = new URL(config.issuer);
+  const pinScheme = config.trustProxy && protocol === 'https:';
+  return async function useIssuerHost(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+    const headers = ctx.req.headers;
+    headers.host = host;
+    delete headers['x-forwarded-host'];
+    if (pinScheme) headers['x-forwarded-proto'] = 'https';
+    await next();
+  };
+}
+
+/** Discovery and the JWKS change rarely; services may cache them briefly (shorter than a key's activation delay). */
+function cacheProtocolMetadata() {
+  const cacheable = new Set(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', providerRoutes.jwks]);
+  return async function allowShortCaching(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+    await next();
+    if (ctx.method === 'GET' && ctx.status === 200 && cacheable.has(ctx.path)) ctx.set('cache-control', 'public, max-age=300');
+  };
 }
 
 export interface IdentityApp {
@@ -87,19 +106,27 @@ export interface IdentityApp {
 
 /** The request's path through the server, top to bottom. */
 export async function createApp(config: Config, db: Database, logger: Logger): Promise<IdentityApp> {
+  configurePasswordWork(config.passwordHashing);
+  if (isSecureIssuer(config) && config.allowDatabaseHeldKeys && !(config.cookieKeys && config.keyEncryptionKeys)) {
+    logger.error(
+      'ALLOW_DATABASE_HELD_KEYS=true: cookie keys or the key-encryption key are kept in the database, so anyone with a database dump can forge sessions and read signing keys; set COOKIE_KEYS and KEY_ENCRYPTION_KEY',
+    );
+  }
   const { provider, cookieKeys } = await buildProvider(config, db, logger, providerPages);
   const logoutDeliveries = installDurableBackchannelLogout(provider, db, logger, { ...config.logoutDelivery, batchSize: 20 });
-  const app = new Koa({ proxy: config.trustProxy });
+  // Behind trusted proxies the client is the address the nearest of them saw: the rightmost
+  // TRUSTED_PROXY_HOPS entries of X-Forwarded-For, never one the client wrote to its left.
+  const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.trustedProxyHops });
   // Must equal the provider's cookie keys: mounted, it signs cookies with the outer app's keys.
   app.keys = cookieKeys;
   registerDatabaseMetrics(db);
   instrumentProvider(provider);
 
   app.use(requestLogging(logger));
+  app.use(answerAsTheIssuer(config));
   app.use(pageContext(config));
   app.use(errorBoundary(logger));
   app.use(securityHeaders(config));
-  app.use(rejectMalformedHost);
 
   const health = healthRoutes(db);
   const styles = stylesheetRoute();
@@ -112,13 +139,16 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const passwordReset = passwordResetRoutes(selfService);
   const language = languageRoutes();
   app.use(health.routes());
+  app.use(exactPaths(providerRoutes));
+  app.use(cacheProtocolMetadata());
+  app.use(publicMetricsRoute(config).routes());
   app.use(styles.routes());
   app.use(language.routes());
   app.use(interactions.routes()).use(interactions.allowedMethods(methodErrors));
   app.use(account.routes()).use(account.allowedMethods(methodErrors));
   app.use(emailLinks.routes()).use(emailLinks.allowedMethods(methodErrors));
   app.use(passwordReset.routes()).use(passwordReset.allowedMethods(methodErrors));
-  app.use(tokenEndpointThrottle(throttle));
+  app.use(tokenEndpointThrottle(throttle, providerRoutes));
   app.use(frontChannelLogout(provider, db, config.issuer));
   app.use(mount(provider));
   return { app, provider, logoutDeliveries };

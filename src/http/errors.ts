@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
-import { Conflict, InvalidInput, NotFound, TooManyAttempts, Unavailable } from '../errors.js';
+import { Conflict, InvalidInput, NotFound, Overloaded, TooManyAttempts, Unavailable } from '../errors.js';
 import type { PlainKey, Translate } from '../i18n/catalogue.js';
 import type { Logger } from '../logger.js';
 import { CsrfFailure } from './csrf.js';
@@ -67,7 +67,7 @@ export function errorBoundary(logger: Logger) {
       const log = (ctx.state['log'] as Logger | undefined) ?? logger;
       if (status >= 500) log.error({ err: error }, 'request failed');
       const message = userMessage(pageTranslator(ctx), error, status);
-      if (status === 503) ctx.set('retry-after', '5');
+      if (status === 503) ctx.set('retry-after', String(error instanceof Overloaded ? error.retryAfterSeconds : 5));
       if (error instanceof TooManyAttempts) ctx.set('retry-after', String(error.retryAfterSeconds));
       if (wantsHtml(ctx)) {
         renderPage(

@@ -1,19 +1,9 @@
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Database } from '../db/index.js';
+import { sessionAuthorizationsByCookie } from '../oidc/artefacts.js';
+import { providerRoutes } from '../oidc/provider.js';
 import { renderPage } from './render.js';
-
-interface SessionAuthorizations {
-  [clientId: string]: { sid?: string };
-}
-
-async function sessionAuthorizations(db: Database, sessionId: string): Promise<SessionAuthorizations | undefined> {
-  const { rows } = await db.query<{ authorizations: SessionAuthorizations | null }>(
-    `SELECT payload->'authorizations' AS authorizations FROM oidc_payloads WHERE model = 'Session' AND id = $1`,
-    [sessionId],
-  );
-  return rows[0] ? (rows[0].authorizations ?? {}) : undefined;
-}
 
 /**
  * OpenID Connect Front-Channel Logout 1.0, which oidc-provider 9 no longer implements: after
@@ -22,13 +12,14 @@ async function sessionAuthorizations(db: Database, sessionId: string): Promise<S
  * continues to where oidc-provider was going (meta refresh and a link: no script needed).
  */
 export function frontChannelLogout(provider: Provider, db: Database, issuer: string) {
+  const confirmPath = `${providerRoutes.end_session}/confirm`;
   return async function renderFrontChannelLogout(ctx: Context, next: Next): Promise<void> {
-    if (ctx.method !== 'POST' || ctx.path !== '/session/end/confirm') return next();
+    if (ctx.method !== 'POST' || ctx.path !== confirmPath) return next();
     const sessionId = ctx.cookies.get(provider.cookieName('session'), { signed: true });
-    const before = sessionId ? await sessionAuthorizations(db, sessionId) : undefined;
+    const before = sessionId ? await sessionAuthorizationsByCookie(db, sessionId) : undefined;
     await next();
     if (!sessionId || !before || ctx.status >= 400) return;
-    const after = (await sessionAuthorizations(db, sessionId)) ?? {};
+    const after = (await sessionAuthorizationsByCookie(db, sessionId)) ?? {};
 
     const frames: string[] = [];
     for (const [clientId, authorization] of Object.entries(before)) {

@@ -7,16 +7,19 @@ import { passwordSchema } from '../accounts/passwords.js';
 import { createAccount, findAccountByEmail, findAccountById } from '../accounts/store.js';
 import { recordAuditEvent } from '../audit/log.js';
 import { Conflict, TooManyAttempts } from '../errors.js';
+import { mailRequester } from '../security/throttle.js';
+import { mailLink, mailPerson } from '../use-cases/mail-person.js';
+import { recordSignIn } from '../use-cases/sign-in.js';
 import { issueCsrfToken } from './csrf.js';
 import { PageError, tooManyAttemptsMessage } from './errors.js';
 import { firstProblem } from './form-errors.js';
 import { formBody, readForm } from './forms.js';
 import { currentLanguage, useLanguage } from './language.js';
-import { sendLink, sendNotice } from './link-mail.js';
 import { consentCounter } from './metrics.js';
 import { pageTranslator, renderPage } from './render.js';
 import type { SelfServiceDeps } from './self-service.js';
-import { recordSignIn, signInWithPassword } from './sign-in.js';
+import { routerOptions } from './routing.js';
+import { signInFromPage } from './sign-in.js';
 
 // Shapes only; what the values must look like is checked with the messages users see.
 const loginForm = z.object({
@@ -43,7 +46,7 @@ const csrfOnlyForm = z.object({ _csrf: z.string().max(200).optional() });
  */
 export function interactionRoutes(deps: SelfServiceDeps): Router {
   const { provider, db, throttle } = deps;
-  const router = new Router({ prefix: '/interaction/:uid' });
+  const router = new Router({ ...routerOptions, prefix: '/interaction/:uid' });
   router.use(issueCsrfToken);
 
   async function loadInteraction(ctx: Context, expectedPrompt?: string) {
@@ -112,19 +115,17 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
 
   /**
    * Someone tried to register an address that has an account. The page says only that the
-   * account could not be created; the owner gets a notice (rate-limited, so it cannot be
-   * used to flood their mailbox).
+   * account could not be created; the owner gets a notice, limited per requesting IP and per
+   * recipient, so it can neither flood their mailbox nor use up their own allowance.
    */
   async function tellOwnerOfRegistrationAttempt(ctx: Context, email: string): Promise<void> {
     const owner = await findAccountByEmail(db, email);
     if (!owner) return;
-    try {
-      await throttle.consumeAccountMail(owner.id);
-    } catch (error) {
-      if (error instanceof TooManyAttempts) return;
-      throw error;
-    }
-    await sendNotice(deps, 'register_existing', { to: owner.email, accountId: owner.id, language: currentLanguage(ctx) });
+    await mailPerson(deps, {
+      purpose: 'register_existing',
+      recipient: { to: owner.email, accountId: owner.id, language: currentLanguage(ctx) },
+      requester: mailRequester.ip(ctx.ip),
+    });
   }
 
   router.get('/', async (ctx) => {
@@ -145,7 +146,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
   router.post('/login', formBody, async (ctx) => {
     const { clientName, clientId } = await loadInteraction(ctx, 'login');
     const form = readForm(ctx, loginForm);
-    const outcome = await signInWithPassword(ctx, deps, { email: form.email, password: form.password, clientId });
+    const outcome = await signInFromPage(ctx, deps, { email: form.email, password: form.password, clientId });
     if (!outcome.ok) {
       renderLogin(ctx, clientName, { email: form.email, error: outcome.message }, outcome.status);
       return;
@@ -186,9 +187,14 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       return;
     }
     await recordAuditEvent(db, { event: 'account.created', outcome: 'success', actor: account.id, clientId, ip: ctx.ip });
-    await recordSignIn(ctx, db, account.id, clientId);
+    await recordSignIn(db, { accountId: account.id, clientId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined });
     // Usable at once for this sign-in; email_verified stays false until the link is opened.
-    await sendLink(deps, 'verify_email', { to: account.email, accountId: account.id, language: currentLanguage(ctx) });
+    await mailLink(
+      deps,
+      'verify_email',
+      { to: account.email, accountId: account.id, language: currentLanguage(ctx) },
+      mailRequester.ip(ctx.ip),
+    );
     await finish(ctx, { login: { accountId: account.id, amr: ['pwd'] } }, false);
   });
 

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import { routerOptions } from './routing.js';
 import { defaultLanguage, isLanguage, languageOfTag, languages, type Language } from '../i18n/catalogue.js';
 
 /** The language a person picked with the switcher on this device. */
@@ -66,7 +67,7 @@ export function switcherReturnPath(ctx: Context): string {
 
 /** GET /lang/:code?next=/path — remembers the choice for a year and goes back. Works without JavaScript. */
 export function languageRoutes(): Router {
-  const router = new Router();
+  const router = new Router(routerOptions);
   router.get('/lang/:code', (ctx) => {
     const code = ctx.params['code'];
     if (!isLanguage(code)) return; // falls through to 404

@@ -1,22 +1,21 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { sessionClientIds } from '../accounts/connections.js';
 import { inspectLinkToken } from '../accounts/one-time-links.js';
-import { completePasswordReset } from '../accounts/password-changes.js';
-import { hashPassword, passwordSchema } from '../accounts/passwords.js';
-import { emailSchema, findAccountByEmail, findAccountById } from '../accounts/store.js';
-import { recordAuditEvent } from '../audit/log.js';
+import { passwordSchema } from '../accounts/passwords.js';
+import { emailSchema, findAccountById } from '../accounts/store.js';
+import { withoutQueryMetrics } from '../db/index.js';
 import { TooManyAttempts } from '../errors.js';
-import { notifyLogout } from '../logout/notify.js';
+import { mailRequester } from '../security/throttle.js';
+import { completePasswordReset, requestPasswordReset } from '../use-cases/reset-password.js';
 import { issueCsrfToken } from './csrf.js';
 import { tooManyAttemptsMessage } from './errors.js';
 import { firstProblem } from './form-errors.js';
 import { formBody, readForm } from './forms.js';
 import { currentLanguage, safeReturnPath, useLanguage } from './language.js';
-import { sendLink, sendNotice } from './link-mail.js';
 import { renderNotice, renderUnusableLink } from './link-pages.js';
 import { pageTranslator, renderPage } from './render.js';
+import { routerOptions } from './routing.js';
 import type { SelfServiceDeps } from './self-service.js';
 
 const forgotForm = z.object({
@@ -40,13 +39,25 @@ function backToSignIn(value: unknown): string {
 }
 
 /**
+ * Runs work once the response has gone out, and outside the query metrics: for work whose
+ * very statements depend on whether an address has an account. Failures are logged; the
+ * person can ask again.
+ */
+function afterResponse(ctx: Context, deps: SelfServiceDeps, what: string, work: () => Promise<unknown>): void {
+  const log = (ctx.state['log'] as SelfServiceDeps['logger'] | undefined) ?? deps.logger;
+  ctx.res.once('finish', () => {
+    withoutQueryMetrics(work).catch((error: unknown) => log.error({ err: error }, `${what} failed`));
+  });
+}
+
+/**
  * "Forgot password": the answer is the same whether or not the address has an account, and
- * takes about as long (the mail is written, or handed to SMTP without waiting). The link is
- * single use, expires, and setting the new password ends every session of the account.
+ * so are its timing and the metrics: the lookup and the mail happen after the response. The
+ * link is single use, expires, and setting the new password ends every session of the account.
  */
 export function passwordResetRoutes(deps: SelfServiceDeps): Router {
   const { db, throttle, config } = deps;
-  const router = new Router({ prefix: '/password' });
+  const router = new Router({ ...routerOptions, prefix: '/password' });
   router.use(issueCsrfToken);
 
   function renderForgot(ctx: Context, values: { email?: string; back: string; error?: string }, status = 200) {
@@ -70,20 +81,16 @@ export function passwordResetRoutes(deps: SelfServiceDeps): Router {
       return;
     }
     const email = fields.data.email;
-    let allowed: boolean;
     try {
-      allowed = await throttle.consumePasswordResetRequest(email, ctx.ip);
+      await throttle.consumePasswordResetRequest(ctx.ip);
     } catch (error) {
       if (!(error instanceof TooManyAttempts)) throw error;
       ctx.set('retry-after', String(error.retryAfterSeconds));
       renderForgot(ctx, { email: form.email, back, error: tooManyAttemptsMessage(t, error) }, 429);
       return;
     }
-    const account = allowed ? await findAccountByEmail(db, email) : undefined;
-    if (account) {
-      await sendLink(deps, 'reset_password', { to: account.email, accountId: account.id, language: currentLanguage(ctx) });
-      await recordAuditEvent(db, { event: 'password.reset_requested', outcome: 'success', actor: account.id, ip: ctx.ip });
-    }
+    const request = { email, requester: mailRequester.ip(ctx.ip), ip: ctx.ip, language: currentLanguage(ctx) };
+    afterResponse(ctx, deps, 'password-reset request', () => requestPasswordReset(deps, request));
     const minutes = Math.round(config.selfService.passwordResetTtl / 60);
     renderNotice(ctx, 'forgot.sent.title', [t('forgot.sent.lead', { email, minutes }), t('forgot.sent.help')], {
       href: back,
@@ -110,13 +117,13 @@ export function passwordResetRoutes(deps: SelfServiceDeps): Router {
       renderReset(ctx, { token: form.token, email: link.email, error: firstProblem(t, fields.error).message }, 400);
       return;
     }
-    const passwordHash = await hashPassword(fields.data.password);
-    // Services are told before the sessions go: the notice names the sessions it ends.
-    await notifyLogout(deps, { accountId: link.accountId, clientIds: await sessionClientIds(db, link.accountId), reason: 'session_ended' });
-    const result = await completePasswordReset(db, form.token, passwordHash);
+    const result = await completePasswordReset(deps, {
+      token: form.token,
+      newPassword: fields.data.password,
+      ip: ctx.ip,
+      language: currentLanguage(ctx),
+    });
     if (result.status !== 'reset') return renderUnusableLink(ctx, result.status, askAgain);
-    await recordAuditEvent(db, { event: 'password.reset', outcome: 'success', actor: result.accountId, ip: ctx.ip });
-    await sendNotice(deps, 'password_changed', { to: result.email, accountId: result.accountId, language: currentLanguage(ctx) });
     renderNotice(ctx, 'reset.done.title', [t('reset.done.lead')], { href: '/account', label: 'link.toAccount' });
   });
 

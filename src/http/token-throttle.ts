@@ -1,13 +1,23 @@
 import type { Context, Next } from 'koa';
+import type { providerRoutes } from '../oidc/provider.js';
 import type { Throttle } from '../security/throttle.js';
 
-const tokenPaths = new Set(['/token', '/token/introspection', '/token/revocation']);
-
 /**
- * Guards the token endpoints against client-secret and code guessing: an IP whose requests
- * keep failing (400/401) is refused for a while. Successful requests are never counted.
+ * Guards the endpoints where services authenticate against client-secret and code guessing:
+ * an IP whose requests keep failing (400/401) is refused for a while. Successful requests are
+ * never counted. Keyed on the exact route: other spellings of these paths never reach the
+ * provider (routing.ts), so the path here is the route that answers.
  */
-export function tokenEndpointThrottle(throttle: Throttle) {
+export function tokenEndpointThrottle(throttle: Throttle, routes: typeof providerRoutes) {
+  const tokenPaths = new Set<string>([
+    routes.token,
+    routes.introspection,
+    routes.revocation,
+    routes.device_authorization,
+    routes.pushed_authorization_request,
+    routes.backchannel_authentication,
+    routes.registration,
+  ]);
   // An IP that passed the shared check within the last second and has not failed since
   // skips the counter read: one statement less on every token request. A failure anywhere
   // is still counted in Postgres at once, and a lock reaches this instance within a second.

@@ -147,6 +147,18 @@ export const en = {
   'emailChange.done.title': 'Email address changed',
   'emailChange.done.lead': 'Your account now uses {email}.',
   'emailChange.failed': 'We could not change your email address to this one.',
+  'emailRevert.title': 'Undo the change of your email address',
+  'emailRevert.lead':
+    'Keep {email} as the email address of your account. If the change already went through, every session of the account is signed out.',
+  'emailRevert.submit': 'Keep my address',
+  'emailRevert.cancelled.title': 'The change was cancelled',
+  'emailRevert.cancelled.lead': 'Your account keeps {email}. The link sent to the other address no longer works.',
+  'emailRevert.restored.title': 'Your email address is back',
+  'emailRevert.restored.lead':
+    'Your account uses {email} again and every session was signed out. Choose a new password now: whoever changed the address may know the old one.',
+  'emailRevert.failed': 'We could not restore this address: another account uses it now. Contact support.',
+  'email.change.password': 'Current password',
+  'email.change.passwordHelp': 'We ask for it before the address that receives your sign-in links can change.',
 
   // Forgotten password
   'forgot.title': 'Reset your password',
@@ -217,6 +229,10 @@ export const en = {
   'activity.deviceValue': '{browser} on {os}',
   'activity.unknown': 'unknown',
   'activity.none': 'No sign-ins recorded yet.',
+  'activity.signOut.heading': 'Sign out everywhere',
+  'activity.signOut.help': 'Ends every sign-in to services, on every device; each service is told. This page stays signed in.',
+  'activity.signOut.submit': 'Sign out everywhere else',
+  'activity.signedOut': 'Every other sign-in has ended.',
 
   'data.title': 'Your data',
   'data.download.heading': 'Download your data',
@@ -257,8 +273,12 @@ export const en = {
     'Someone (hopefully you) asked to reset the password of the Group ID account for this address. Open this link to choose a new password:',
   'mail.reset.expires': 'The link works once and expires in {minutes} minutes.',
   'mail.emailChanged.subject': 'Your email address was changed',
-  'mail.emailChanged.body':
-    'The email address of your Group ID account was just changed to another address. If you did not do this, reset your password at once:',
+  'mail.emailChanged.body': 'The email address of your Group ID account was just changed to another address.',
+  'mail.emailChangeRequested.subject': 'Someone asked to change the email address of your account',
+  'mail.emailChangeRequested.body':
+    'Someone signed in to your Group ID account asked to use another email address for it. If it was you, there is nothing to do. If it was not you, open this link to cancel the change (it also works for {days} days after the change went through, and then signs out every session):',
+  'mail.emailChanged.revert':
+    'If you did not do this, open this link to restore this address and sign out every session (it works for {days} days), then choose a new password:',
   'mail.passwordChanged.subject': 'Your password was changed',
   'mail.passwordChanged.body':
     'The password of your Group ID account was just changed, and your sessions were signed out. If you did not do this, reset your password at once:',

@@ -135,6 +135,18 @@ export const ja: Messages = {
   'emailChange.done.title': 'メールアドレスを変更しました',
   'emailChange.done.lead': 'アカウントのメールアドレスは {email} になりました。',
   'emailChange.failed': 'メールアドレスをこのアドレスに変更できませんでした。',
+  'emailRevert.title': 'メールアドレス変更の取り消し',
+  'emailRevert.lead':
+    '{email} をアカウントのメールアドレスとして使い続けます。変更がすでに完了している場合は、アカウントのすべてのセッションをログアウトします。',
+  'emailRevert.submit': 'このアドレスを使い続ける',
+  'emailRevert.cancelled.title': '変更を取り消しました',
+  'emailRevert.cancelled.lead': 'アカウントのメールアドレスは {email} のままです。別のアドレスに送ったリンクは使えなくなりました。',
+  'emailRevert.restored.title': 'メールアドレスを元に戻しました',
+  'emailRevert.restored.lead':
+    'アカウントのメールアドレスは再び {email} になり、すべてのセッションをログアウトしました。アドレスを変更した人が古いパスワードを知っている可能性があるため、今すぐ新しいパスワードを設定してください。',
+  'emailRevert.failed': 'このアドレスは現在別のアカウントで使われているため、元に戻せませんでした。サポートにお問い合わせください。',
+  'email.change.password': '現在のパスワード',
+  'email.change.passwordHelp': 'ログイン用のリンクを受け取るアドレスを変更する前に、パスワードを確認します。',
 
   'forgot.title': 'パスワードの再設定',
   'forgot.lead': 'アカウントのメールアドレスを入力してください。新しいパスワードを設定するためのリンクをお送りします。',
@@ -203,6 +215,10 @@ export const ja: Messages = {
   'activity.deviceValue': '{os} の {browser}',
   'activity.unknown': '不明',
   'activity.none': 'ログインの記録はまだありません。',
+  'activity.signOut.heading': 'すべての端末からログアウト',
+  'activity.signOut.help': 'すべての端末でのサービスへのログインを終了し、各サービスに通知します。このページはログインしたままです。',
+  'activity.signOut.submit': 'ほかのすべての端末からログアウト',
+  'activity.signedOut': 'ほかのすべてのログインを終了しました。',
 
   'data.title': 'あなたのデータ',
   'data.download.heading': 'データのダウンロード',
@@ -242,8 +258,12 @@ export const ja: Messages = {
     'このアドレスの Group ID アカウントについて、パスワードの再設定が依頼されました。次のリンクを開いて新しいパスワードを設定してください：',
   'mail.reset.expires': 'リンクは一度だけ使え、{minutes}分で期限が切れます。',
   'mail.emailChanged.subject': 'メールアドレスが変更されました',
-  'mail.emailChanged.body':
-    'Group ID アカウントのメールアドレスが別のアドレスに変更されました。お心当たりがない場合は、すぐにパスワードを再設定してください：',
+  'mail.emailChanged.body': 'Group ID アカウントのメールアドレスが別のアドレスに変更されました。',
+  'mail.emailChangeRequested.subject': 'アカウントのメールアドレス変更が依頼されました',
+  'mail.emailChangeRequested.body':
+    'Group ID アカウントにログインした人が、別のメールアドレスに変更するよう依頼しました。ご本人の場合は何もする必要はありません。お心当たりがない場合は、次のリンクを開いて変更を取り消してください（変更が完了した後も{days}日間有効で、その場合はすべてのセッションをログアウトします）：',
+  'mail.emailChanged.revert':
+    'お心当たりがない場合は、次のリンクを開いてこのアドレスに戻し、すべてのセッションをログアウトしてから、新しいパスワードを設定してください（{days}日間有効）：',
   'mail.passwordChanged.subject': 'パスワードが変更されました',
   'mail.passwordChanged.body':
     'Group ID アカウントのパスワードが変更され、すべてのセッションがログアウトされました。お心当たりがない場合は、すぐにパスワードを再設定してください：',

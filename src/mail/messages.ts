@@ -1,7 +1,14 @@
 import { translator, type Language } from '../i18n/catalogue.js';
 
 export type MailPurpose =
-  'verify_email' | 'change_email' | 'reset_password' | 'email_changed' | 'password_changed' | 'register_existing' | 'change_to_existing';
+  | 'verify_email'
+  | 'change_email'
+  | 'reset_password'
+  | 'email_change_requested'
+  | 'email_changed'
+  | 'password_changed'
+  | 'register_existing'
+  | 'change_to_existing';
 
 export interface MailContent {
   subject: string;
@@ -19,6 +26,7 @@ export function composeMail(purpose: MailPurpose, language: Language, values: Ma
   const t = translator(language);
   const hours = Math.max(1, Math.round((values.ttlSeconds ?? 0) / 3600));
   const minutes = Math.max(1, Math.round((values.ttlSeconds ?? 0) / 60));
+  const days = Math.max(1, Math.round((values.ttlSeconds ?? 0) / 86400));
   const compose = (subject: string, lines: string[]): MailContent => ({
     subject,
     text: [t('mail.greeting'), '', ...lines, '', t('mail.signature'), ''].join('\n'),
@@ -48,8 +56,15 @@ export function composeMail(purpose: MailPurpose, language: Language, values: Ma
         t('mail.reset.expires', { minutes }),
         t('mail.ignore'),
       ]);
+    case 'email_change_requested':
+      return compose(t('mail.emailChangeRequested.subject'), [t('mail.emailChangeRequested.body', { days }), values.link]);
     case 'email_changed':
-      return compose(t('mail.emailChanged.subject'), [t('mail.emailChanged.body'), values.link]);
+      return compose(t('mail.emailChanged.subject'), [
+        t('mail.emailChanged.body'),
+        '',
+        t('mail.emailChanged.revert', { days }),
+        values.link,
+      ]);
     case 'password_changed':
       return compose(t('mail.passwordChanged.subject'), [t('mail.passwordChanged.body'), values.link]);
     case 'register_existing':

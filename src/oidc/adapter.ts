@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import type { Database } from '../db/index.js';
@@ -5,12 +6,68 @@ import { hashClientSecret, isHashedClientSecret } from '../security/client-secre
 
 /**
  * oidc-provider's storage contract on Postgres. Every model shares `oidc_payloads`; the
- * Client model reads the `clients` table the admin CLI writes. This is the only code that
- * knows the tables of protocol artefacts.
+ * Client model reads the `clients` table the admin CLI writes. This module and its query
+ * module beside it (artefacts.ts) are the only code that knows the table.
+ *
+ * Most models are keyed by a credential: an authorization code, an access or refresh token,
+ * a session cookie, an interaction cookie. Those rows are stored under the SHA-256 of the
+ * value and without the value in their payload, so a database dump yields nothing a
+ * browser or a service could present. Grants are keyed by a reference that is not a
+ * credential and keep their id.
  */
+const modelsKeyedByReference = new Set(['Grant', 'Client']);
+
+export const digestOf = (value: string) => createHash('sha256').update(value).digest('base64url');
+
+/** The id a row of this model is stored under. */
+export function storedId(model: string, id: string): string {
+  return modelsKeyedByReference.has(model) ? id : digestOf(id);
+}
+
 /** Postgres text cannot hold NUL, so an identifier containing one was never stored. */
 function storable(value: string): boolean {
   return typeof value === 'string' && !value.includes('\u0000');
+}
+
+type Payload = AdapterPayload & Record<string, unknown>;
+
+/** The account a row concerns, so that deleting an account or ending its sessions finds every row. */
+function accountOf(model: string, payload: Payload): string | null {
+  if (payload.accountId) return payload.accountId;
+  if (model !== 'Interaction') return null;
+  const session = payload['session'] as { accountId?: string } | undefined;
+  const login = (payload['lastSubmission'] as { login?: { accountId?: string } } | undefined)?.login;
+  const result = (payload['result'] as { login?: { accountId?: string } } | undefined)?.login;
+  return session?.accountId ?? result?.accountId ?? login?.accountId ?? null;
+}
+
+/**
+ * What is written for a credential-keyed row: no `jti` (it is the value), no user code, the
+ * interaction's copy of the session cookie as a digest, and the resume URL without the
+ * interaction id (also the interaction cookie's value). `restore` puts back what the
+ * caller knows again when it looks the row up.
+ */
+function sealed(model: string, id: string, payload: Payload): Payload {
+  if (modelsKeyedByReference.has(model)) return payload;
+  const { jti: _jti, userCode: _userCode, ...rest } = payload;
+  const stored: Payload = rest;
+  if (model === 'Interaction') {
+    const session = payload['session'] as { cookie?: string } | undefined;
+    if (session?.cookie) stored['session'] = { ...session, cookie: digestOf(session.cookie) };
+    const returnTo = payload['returnTo'];
+    if (typeof returnTo === 'string' && returnTo.endsWith(`/${id}`)) {
+      stored['returnTo'] = returnTo.slice(0, -id.length);
+      stored['returnToEndsWithId'] = true;
+    }
+  }
+  return stored;
+}
+
+function restore(model: string, id: string, stored: Payload): Payload {
+  if (modelsKeyedByReference.has(model)) return stored;
+  const { returnToEndsWithId, ...payload } = stored;
+  if (returnToEndsWithId === true && typeof payload['returnTo'] === 'string') payload['returnTo'] = `${payload['returnTo']}${id}`;
+  return { ...payload, jti: id };
 }
 
 // Client metadata is read on every token, userinfo and introspection request; keeping it for
@@ -39,8 +96,9 @@ export function createAdapterFactory(db: Database) {
       // jsonb cannot hold NUL; such a value came from a request parameter (state, nonce …).
       if (JSON.stringify(payload).includes('\\u0000'))
         throw new errors.InvalidRequest('request parameters must not contain NUL characters');
+      const full = payload as Payload;
       // Grants are keyed by their own id, so revoking a grant removes the grant row too.
-      const grantId = this.model === 'Grant' ? id : (payload.grantId ?? null);
+      const grantId = this.model === 'Grant' ? id : (full.grantId ?? null);
       await db.query(
         `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, client_id, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9::int IS NULL THEN NULL ELSE now() + make_interval(secs => $9::int) END)
@@ -49,13 +107,14 @@ export function createAdapterFactory(db: Database) {
            uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at`,
         [
           this.model,
-          id,
-          payload,
+          storedId(this.model, id),
+          sealed(this.model, id, full),
           grantId,
-          payload.userCode ?? null,
-          payload.uid ?? null,
-          payload.accountId ?? null,
-          payload.clientId ?? null,
+          full.userCode ? digestOf(full.userCode) : null,
+          // A session's uid is its public handle (support tools, sessionUid in tokens), not its cookie.
+          full.uid ?? null,
+          accountOf(this.model, full),
+          full.clientId ?? null,
           expiresIn ?? null,
         ],
       );
@@ -74,20 +133,25 @@ export function createAdapterFactory(db: Database) {
         }
         return rows[0]?.metadata;
       }
-      return this.findWhere('id = $2', id);
+      const stored = await this.findWhere('id = $2', storedId(this.model, id));
+      return stored && restore(this.model, id, stored);
     }
 
-    findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      // Sessions only; their id (the cookie) cannot be recovered from the row, nor is it needed
+      // by the callers (support tools ending a session by its handle).
       return this.findWhere('uid = $2', uid);
     }
 
-    findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
-      return this.findWhere('user_code = $2', userCode);
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      if (!storable(userCode)) return undefined;
+      const stored = await this.findWhere('user_code = $2', digestOf(userCode));
+      return stored && { ...stored, userCode };
     }
 
-    private async findWhere(condition: string, value: string): Promise<AdapterPayload | undefined> {
+    private async findWhere(condition: string, value: string): Promise<Payload | undefined> {
       if (!storable(value)) return undefined;
-      const { rows } = await db.query<{ payload: AdapterPayload; consumed: number | null }>(
+      const { rows } = await db.query<{ payload: Payload; consumed: number | null }>(
         `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
          WHERE model = $1 AND ${condition} AND (expires_at IS NULL OR expires_at > now())`,
         [this.model, value],
@@ -103,15 +167,16 @@ export function createAdapterFactory(db: Database) {
      * RFC 9700 §4.5 asks of a reused code.
      */
     async consume(id: string): Promise<void> {
+      const key = storedId(this.model, id);
       const { rowCount } = await db.query(
         `UPDATE oidc_payloads SET consumed_at = now()
          WHERE model = $1 AND id = $2 AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
-        [this.model, id],
+        [this.model, key],
       );
       if (rowCount === 1) return;
       const { rows } = await db.query<{ grant_id: string | null }>('SELECT grant_id FROM oidc_payloads WHERE model = $1 AND id = $2', [
         this.model,
-        id,
+        key,
       ]);
       const grantId = rows[0]?.grant_id;
       if (grantId) await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1', [grantId]);
@@ -124,30 +189,11 @@ export function createAdapterFactory(db: Database) {
         await db.query('DELETE FROM clients WHERE id = $1', [id]);
         return;
       }
-      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, id]);
+      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, storedId(this.model, id)]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
       await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1 AND model = $2', [grantId, this.model]);
     }
   };
-}
-
-/**
- * Deletes expired rows in batches of `batchSize` so that no statement holds locks for
- * long; returns how many rows went. Expired rows are never returned by `find` anyway.
- */
-export async function sweepExpired(db: Database, batchSize: number, maxBatches = 1000): Promise<number> {
-  let total = 0;
-  for (let batch = 0; batch < maxBatches; batch += 1) {
-    const { rowCount } = await db.query(
-      `DELETE FROM oidc_payloads WHERE ctid IN (
-         SELECT ctid FROM oidc_payloads WHERE expires_at <= now() LIMIT $1
-       )`,
-      [batchSize],
-    );
-    total += rowCount ?? 0;
-    if ((rowCount ?? 0) < batchSize) break;
-  }
-  return total;
 }

@@ -251,13 +251,16 @@ export interface SigningKeyRotation {
 /**
  * Adds a new key per algorithm, published at once and signing after
  * KEY_ACTIVATION_DELAY_SECONDS (services cache the JWKS; a key must be in it before it signs),
- * or at once with activateImmediately (a suspected leak). Every key still signing or due to
- * sign stops at that moment and stays published for the verification window.
+ * or at once with activateImmediately. Every key still signing or due to sign stops at that
+ * moment and stays published for the verification window, so tokens it signed still verify.
+ * `compromised` (a leaked key) activates the new keys at once and withdraws the old ones
+ * from the JWKS at the same moment: whatever they signed, a forger's tokens included, stops
+ * verifying. That is the point.
  */
 export async function rotateSigningKeys(
   db: Database,
   config: Config,
-  options: { activateImmediately: boolean },
+  options: { activateImmediately: boolean; compromised?: boolean },
 ): Promise<SigningKeyRotation> {
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [KEY_LOCK_ID]);
@@ -266,8 +269,9 @@ export async function rotateSigningKeys(
     // Re-encrypts stale rows, and gives a never-started database keys to rotate away from.
     await ensureSigningKeys(tx, ring, now, await readPublishedKeys(tx, ring, now));
 
-    const activatesAt = new Date(now.getTime() + (options.activateImmediately ? 0 : config.keyActivationDelaySeconds * 1000));
-    const retiredAt = new Date(activatesAt.getTime() + verificationWindowSeconds(config.ttl) * 1000);
+    const immediately = options.activateImmediately || options.compromised === true;
+    const activatesAt = new Date(now.getTime() + (immediately ? 0 : config.keyActivationDelaySeconds * 1000));
+    const retiredAt = options.compromised ? activatesAt : new Date(activatesAt.getTime() + verificationWindowSeconds(config.ttl) * 1000);
     const { rows: retiring } = await tx.query<{ kid: string; alg: SigningAlgorithm; retires_at: Date; retired_at: Date }>(
       `UPDATE signing_keys SET retires_at = $1, retired_at = $2
        WHERE retires_at IS NULL OR retires_at > $1

@@ -9,6 +9,7 @@ import { clientSecretMatches } from '../security/client-secrets.js';
 import type { MetadataValidator } from '../clients/store.js';
 import { InvalidInput } from '../errors.js';
 import { createAdapterFactory } from './adapter.js';
+import { returnInitialAccessTokenUse, spendInitialAccessTokenUse } from './artefacts.js';
 import { accountClaims, claimsByScope, supportedScopes } from '../accounts/claims.js';
 import { loadSigningKeys } from './keys.js';
 import { loadServerSecrets } from './secrets.js';
@@ -23,6 +24,68 @@ export interface ProviderPages {
 export interface BuiltProvider {
   provider: Provider;
   cookieKeys: string[];
+}
+
+/**
+ * The paths oidc-provider answers (its defaults, written out: the http layer refuses other
+ * spellings of them and limits some by path).
+ */
+export const providerRoutes = {
+  authorization: '/auth',
+  backchannel_authentication: '/backchannel',
+  code_verification: '/device',
+  device_authorization: '/device/auth',
+  end_session: '/session/end',
+  introspection: '/token/introspection',
+  jwks: '/jwks',
+  pushed_authorization_request: '/request',
+  registration: '/reg',
+  revocation: '/token/revocation',
+  token: '/token',
+  userinfo: '/me',
+} as const;
+
+/** The registration policy every initial access token carries: it spends one of the token's uses. */
+export const countedUsesPolicy = 'counted-uses';
+
+const loopbackRedirectHosts = new Set(['127.0.0.1', '[::1]']);
+
+/**
+ * What a service registering itself may use as a redirect or logout URI: https, or for a
+ * native app a loopback IP literal over http (RFC 8252 §7.3; `localhost` is not recommended
+ * there, §8.3) or a private-use scheme in reverse-domain form (§7.1). Administrators
+ * registering services through the CLI may also use http://localhost for development.
+ */
+function acceptableForRegistration(uri: unknown, native: boolean): boolean {
+  if (typeof uri !== 'string') return false;
+  const url = URL.parse(uri);
+  if (!url) return false;
+  if (url.protocol === 'https:') return true;
+  if (!native) return false;
+  if (url.protocol === 'http:') return loopbackRedirectHosts.has(url.hostname);
+  return /^[a-z][a-z0-9+-]*\.[a-z0-9.+-]+:$/.test(url.protocol);
+}
+
+/** Dynamic registration's rules on top of oidc-provider's: https only (loopback for native apps) and pairwise subjects. */
+function enforceRegistrationPolicy(metadata: Record<string, unknown>): void {
+  const native = metadata['application_type'] === 'native';
+  for (const uri of (metadata['redirect_uris'] as unknown[] | undefined) ?? []) {
+    if (!acceptableForRegistration(uri, native)) {
+      throw new errors.InvalidRedirectUri(
+        'redirect_uris must use https (native apps: http on 127.0.0.1 or [::1], or a private-use scheme)',
+      );
+    }
+  }
+  for (const uri of (metadata['post_logout_redirect_uris'] as unknown[] | undefined) ?? []) {
+    if (!acceptableForRegistration(uri, native)) throw new errors.InvalidClientMetadata('post_logout_redirect_uris must use https');
+  }
+  for (const key of ['backchannel_logout_uri', 'frontchannel_logout_uri', 'initiate_login_uri']) {
+    if (metadata[key] !== undefined && !acceptableForRegistration(metadata[key], false)) {
+      throw new errors.InvalidClientMetadata(`${key} must use https`);
+    }
+  }
+  // A service registering itself never gets the account id as sub: it could correlate people with other services.
+  metadata['subject_type'] = 'pairwise';
 }
 
 export function isFirstParty(client: { [key: string]: unknown } | undefined): boolean {
@@ -94,6 +157,8 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
           throw new errors.InvalidClientMetadata('frontchannel_logout_session_required must be a boolean');
         }
         if (key === 'first_party') {
+          // ctx is set only when a service registers itself (/reg): the CLI's clients are an administrator's.
+          if (ctx) enforceRegistrationPolicy(metadata);
           if (value === undefined) metadata['first_party'] = false;
           else if (typeof value !== 'boolean') throw new TypeError('first_party must be a boolean');
           // ctx is set only for dynamic registration: a service must not make itself first-party
@@ -125,7 +190,20 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       devInteractions: { enabled: false },
       // Off unless DYNAMIC_REGISTRATION=true, and then only with an initial access token
       // from `npx idp clients initial-token`.
-      registration: { enabled: config.dynamicRegistration, initialAccessToken: true, issueRegistrationAccessToken: true },
+      registration: {
+        enabled: config.dynamicRegistration,
+        initialAccessToken: true,
+        issueRegistrationAccessToken: true,
+        policies: {
+          // Initial access tokens are single-use unless created with more uses (`idp clients initial-token --uses N`).
+          async [countedUsesPolicy](ctx) {
+            const token = ctx.oidc.entities.InitialAccessToken?.jti;
+            if (!token || !(await spendInitialAccessTokenUse(db, token)))
+              throw new errors.InvalidToken('initial access token already used');
+            ctx.state['spentInitialAccessToken'] = token;
+          },
+        },
+      },
       // A service may introspect or revoke only tokens issued to itself: one service must not
       // learn about a user's tokens at another.
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
@@ -146,12 +224,20 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       return client.grantTypeAllowed('refresh_token');
     },
     loadExistingGrant,
+    routes: providerRoutes,
     ttl: {
       AccessToken: config.ttl.accessToken,
       AuthorizationCode: config.ttl.authorizationCode,
       ClientCredentials: config.ttl.clientCredentials,
       IdToken: config.ttl.idToken,
-      RefreshToken: config.ttl.refreshToken,
+      // A public client's refresh token (one a thief can use without a secret) keeps the expiry of
+      // the first one through every rotation, as oidc-provider's own default does: an absolute
+      // lifetime (RFC 9700 §4.14.2). Confidential and sender-constrained clients slide, within the grant.
+      RefreshToken(ctx, token, client) {
+        const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+        if (rotated && client.clientAuthMethod === 'none' && !token.isSenderConstrained()) return rotated.remainingTTL;
+        return config.ttl.refreshToken;
+      },
       Interaction: config.ttl.interaction,
       Session: config.ttl.session,
       Grant: config.ttl.grant,
@@ -176,7 +262,9 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
   ) {
     return clientSecretMatches(this.clientSecret, actual);
   };
+  // Mounted in the outer app, requests carry its proxy settings; the provider's own app gets the same.
   provider.proxy = config.trustProxy;
+  provider.maxIpsCount = config.trustedProxyHops;
   provider.on('server_error', (_ctx, error) => logger.error({ err: error }, 'oidc-provider server error'));
   provider.on('grant.revoked', (ctx, grantId) => {
     const client = ctx.oidc?.client;
@@ -187,6 +275,14 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       ip: ctx.ip,
       details: { grantId },
     }).catch((error: Error) => logger.warn({ err: error.message }, 'could not record grant revocation'));
+  });
+  // A registration refused after its token's use was spent (invalid metadata) gives the use back.
+  provider.on('registration_create.error', (ctx) => {
+    const token = ctx.state['spentInitialAccessToken'] as string | undefined;
+    if (!token) return;
+    returnInitialAccessTokenUse(db, token).catch((error: Error) =>
+      logger.warn({ err: error.message }, 'could not return an initial access token use'),
+    );
   });
   provider.on('backchannel.error', (_ctx, error, client) =>
     logger.warn({ clientId: client.clientId, err: error.message }, 'back-channel logout failed'),

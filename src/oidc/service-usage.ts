@@ -1,5 +1,5 @@
 import type Provider from 'oidc-provider';
-import { recordServiceUse } from '../accounts/connections.js';
+import { recordServiceUse } from '../accounts/service-usage.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 

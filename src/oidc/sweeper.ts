@@ -5,7 +5,7 @@ import { sweepOutbox } from '../mail/outbox.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { sweepExpiredRateLimits } from '../security/throttle.js';
-import { sweepExpired } from './adapter.js';
+import { sweepExpiredArtefacts } from './artefacts.js';
 
 export interface SweepOptions {
   intervalSeconds: number;
@@ -24,7 +24,7 @@ export function startExpiredRowSweeper(db: Database, logger: Logger, options: Sw
     if (running) return;
     running = true;
     try {
-      const protocolRows = await sweepExpired(db, options.batchSize);
+      const protocolRows = await sweepExpiredArtefacts(db, options.batchSize);
       const counters = await sweepExpiredRateLimits(db);
       const auditEvents = await pruneAuditEvents(db, options.auditRetentionDays);
       const selfService = (await sweepExpiredLinkTokens(db)) + (await sweepExpiredAccountSessions(db)) + (await sweepOutbox(db));

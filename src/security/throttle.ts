@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
 import { RateLimiterPostgres, RateLimiterRes } from 'rate-limiter-flexible';
+import { emailKey } from '../accounts/email-key.js';
 import type { RateLimits } from '../config.js';
 import type { Database } from '../db/index.js';
 import { TooManyAttempts } from '../errors.js';
+import { limitSubject } from './client-address.js';
 
-// Keys are hashed so the counters table holds no email addresses.
+// Keys are hashed so the counters table holds no email or IP addresses.
 const keyFor = (kind: string, value: string) => `${kind}:${createHash('sha256').update(value).digest('base64url')}`;
+const addressKey = (email: string) => keyFor('email', emailKey(email));
+const ipKey = (ip: string) => keyFor('ip', limitSubject(ip));
 
 /**
  * The limiter's queries without statement names: the embedded Postgres serves every pool
@@ -29,35 +33,72 @@ function limiter(db: Database, keyPrefix: string, points: number, durationSecond
   });
 }
 
-/** Counts one attempt; when it reaches the limit the key is locked for lockSeconds. */
-async function countAttempt(limiter: RateLimiterPostgres, key: string, limit: number, lockSeconds: number): Promise<RateLimiterRes> {
-  let res: RateLimiterRes;
-  try {
-    res = await limiter.consume(key);
-  } catch (rejection) {
-    if (!(rejection instanceof RateLimiterRes)) throw rejection;
-    res = rejection;
-  }
-  if (res.consumedPoints >= limit) await limiter.block(key, lockSeconds);
-  return res;
-}
-
 function secondsUntil(res: RateLimiterRes): number {
   return Math.ceil(Math.max(res.msBeforeNext, 1000) / 1000);
 }
 
 /**
- * Counters shared through Postgres, so every instance sees the same attempts. Only failures
- * count against sign-in and token limits: a person who signs in correctly is never slowed.
+ * Counts one attempt in one statement (rate-limiter-flexible's upsert increments and returns
+ * the new count): of concurrent attempts, exactly `points` get through. Returns the count,
+ * or undefined when the limit was already reached.
+ */
+async function take(limiter: RateLimiterPostgres, key: string): Promise<{ res: RateLimiterRes; allowed: boolean }> {
+  try {
+    return { res: await limiter.consume(key), allowed: true };
+  } catch (rejection) {
+    if (!(rejection instanceof RateLimiterRes)) throw rejection;
+    return { res: rejection, allowed: false };
+  }
+}
+
+/** Counts an attempt against every limiter at once; throws TooManyAttempts when any is exhausted. */
+async function takeAll(counters: [RateLimiterPostgres, string][]): Promise<RateLimiterRes[]> {
+  const taken = await Promise.all(counters.map(([limiter, key]) => take(limiter, key)));
+  const refused = taken.filter((result) => !result.allowed);
+  if (refused.length) throw new TooManyAttempts(Math.max(...refused.map((result) => secondsUntil(result.res))));
+  return taken.map((result) => result.res);
+}
+
+/** Who caused a message: the limit counts per recipient and requester. */
+export interface MailRequester {
+  key: string;
+  /**
+   * The recipient's own signed-in account, acting on itself: not subject to the per-recipient
+   * cap, so no stranger can use up the allowance a person needs for their own notices.
+   */
+  isRecipientsOwnAccount: boolean;
+}
+
+export const mailRequester = {
+  owner: (accountId: string): MailRequester => ({ key: `account:${accountId}`, isRecipientsOwnAccount: true }),
+  account: (accountId: string): MailRequester => ({ key: `account:${accountId}`, isRecipientsOwnAccount: false }),
+  ip: (ip: string): MailRequester => ({ key: `ip:${limitSubject(ip)}`, isRecipientsOwnAccount: false }),
+  admin: (): MailRequester => ({ key: 'admin', isRecipientsOwnAccount: true }),
+};
+
+/** One sign-in attempt, counted before its password is checked; report how it ended. */
+export interface SignInAttempt {
+  succeeded(): Promise<void>;
+  /** Locks the address or the IP when this failure reached its limit; returns the delay to add before answering. */
+  failed(): Promise<{ delayMs: number }>;
+}
+
+/**
+ * Counters shared through Postgres, so every instance sees the same attempts. Each limit is
+ * keyed on something the attacker cannot pick freely: the normalised address asked for, the
+ * client's address (its /64 for IPv6), the signed-in account.
  */
 export class Throttle {
   private readonly failuresByAccount;
   private readonly failuresByIp;
+  private readonly signInsByAccount;
+  private readonly signInsByIp;
   private readonly registrationsByIp;
   private readonly tokenFailuresByIp;
-  private readonly mailByAccount;
-  private readonly resetsByEmail;
+  private readonly mailRequestsByAccount;
   private readonly resetsByIp;
+  private readonly mailByRecipientAndRequester;
+  private readonly mailByRecipient;
 
   constructor(
     db: Database,
@@ -65,87 +106,86 @@ export class Throttle {
   ) {
     this.failuresByAccount = limiter(db, 'login-account', limits.loginFailuresPerAccount, limits.loginFailureWindowSeconds);
     this.failuresByIp = limiter(db, 'login-ip', limits.loginFailuresPerIp, limits.loginFailureWindowSeconds);
+    this.signInsByAccount = limiter(db, 'signin-account', limits.signInsPerAccountPerMinute, 60);
+    this.signInsByIp = limiter(db, 'signin-ip', limits.signInsPerIpPerMinute, 60);
     this.registrationsByIp = limiter(db, 'register-ip', limits.registrationsPerIpPerHour, 3600);
     this.tokenFailuresByIp = limiter(db, 'token-ip', limits.tokenFailuresPerIpPerMinute, 60);
-    this.mailByAccount = limiter(db, 'mail-account', limits.mailPerAccountPerHour, 3600);
-    this.resetsByEmail = limiter(db, 'reset-email', limits.passwordResetsPerEmailPerHour, 3600);
+    this.mailRequestsByAccount = limiter(db, 'mail-account', limits.mailPerAccountPerHour, 3600);
     this.resetsByIp = limiter(db, 'reset-ip', limits.passwordResetsPerIpPerHour, 3600);
-  }
-
-  private static async assertOpen(limiter: RateLimiterPostgres, key: string, limit: number): Promise<void> {
-    const res = await limiter.get(key);
-    if (res && res.consumedPoints >= limit) throw new TooManyAttempts(secondsUntil(res));
-  }
-
-  /** Throws TooManyAttempts while this email or this IP is locked out. */
-  async assertSignInAllowed(email: string, ip: string): Promise<void> {
-    await Throttle.assertOpen(this.failuresByAccount, keyFor('email', email.trim().toLowerCase()), this.limits.loginFailuresPerAccount);
-    await Throttle.assertOpen(this.failuresByIp, keyFor('ip', ip), this.limits.loginFailuresPerIp);
+    this.mailByRecipientAndRequester = limiter(db, 'mail-pair', limits.mailPerRecipientPerRequesterPerHour, 3600);
+    this.mailByRecipient = limiter(db, 'mail-recipient', limits.mailPerRecipientPerHour, 3600);
   }
 
   /**
-   * Counts a failed sign-in against the email and the IP; returns the delay to add before
-   * answering (progressive: nothing for the first three failures, then doubling to 4 s).
+   * Counts a sign-in attempt before its password is checked, atomically (increment, then
+   * compare), so a burst of concurrent guesses gets no more verifications than the limit.
+   * Throws TooManyAttempts while the address or the IP is locked, or past the limits on
+   * sign-ins of any outcome.
    */
-  async recordSignInFailure(email: string, ip: string): Promise<{ delayMs: number }> {
-    const { loginFailuresPerAccount, loginFailuresPerIp, loginLockSeconds } = this.limits;
-    const results = await Promise.all([
-      countAttempt(this.failuresByAccount, keyFor('email', email.trim().toLowerCase()), loginFailuresPerAccount, loginLockSeconds),
-      countAttempt(this.failuresByIp, keyFor('ip', ip), loginFailuresPerIp, loginLockSeconds),
+  async beginSignIn(email: string, ip: string): Promise<SignInAttempt> {
+    const accountKey = addressKey(email);
+    const clientKey = ipKey(ip);
+    // Attempts of any outcome first: past them, no failure is counted for a guess never checked.
+    await takeAll([
+      [this.signInsByAccount, accountKey],
+      [this.signInsByIp, clientKey],
     ]);
-    const failures = results[0].consumedPoints;
-    return { delayMs: failures <= 3 ? 0 : Math.min(250 * 2 ** (failures - 4), 4000) };
-  }
-
-  async recordSignInSuccess(email: string): Promise<void> {
-    await this.failuresByAccount.delete(keyFor('email', email.trim().toLowerCase()));
+    const [byAccount, byIp] = await takeAll([
+      [this.failuresByAccount, accountKey],
+      [this.failuresByIp, clientKey],
+    ]);
+    const { loginFailuresPerAccount, loginFailuresPerIp, loginLockSeconds } = this.limits;
+    return {
+      succeeded: async () => {
+        // The person who knows the password starts afresh; the IP gets its attempt back.
+        await Promise.all([this.failuresByAccount.delete(accountKey), this.failuresByIp.reward(clientKey, 1)]);
+      },
+      failed: async () => {
+        await Promise.all([
+          byAccount!.consumedPoints >= loginFailuresPerAccount ? this.failuresByAccount.block(accountKey, loginLockSeconds) : undefined,
+          byIp!.consumedPoints >= loginFailuresPerIp ? this.failuresByIp.block(clientKey, loginLockSeconds) : undefined,
+        ]);
+        const failures = byAccount!.consumedPoints;
+        return { delayMs: failures <= 3 ? 0 : Math.min(250 * 2 ** (failures - 4), 4000) };
+      },
+    };
   }
 
   async consumeRegistration(ip: string): Promise<void> {
-    try {
-      await this.registrationsByIp.consume(keyFor('ip', ip));
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) throw new TooManyAttempts(secondsUntil(rejection));
-      throw rejection;
-    }
+    await takeAll([[this.registrationsByIp, ipKey(ip)]]);
   }
 
-  /** Counts a message one account asks us to send (verification again, email change); throws past the limit. */
-  async consumeAccountMail(accountId: string): Promise<void> {
-    await Throttle.consumeOrThrow(this.mailByAccount, keyFor('account', accountId));
+  /** Counts a verification or email-change request of a signed-in account; throws past the limit. */
+  async consumeAccountMailRequest(accountId: string): Promise<void> {
+    await takeAll([[this.mailRequestsByAccount, keyFor('account', accountId)]]);
+  }
+
+  /** Counts a password-reset request from an IP; throws past the limit (which says nothing about any account). */
+  async consumePasswordResetRequest(ip: string): Promise<void> {
+    await takeAll([[this.resetsByIp, ipKey(ip)]]);
   }
 
   /**
-   * Counts a password-reset request. Past the per-IP limit it throws (that says nothing about
-   * any account); past the per-address limit it answers false, and the caller shows the same
-   * page as always without sending, so the limit reveals no account either.
+   * Whether a message of this kind may go to this address now, counting it: per recipient
+   * and requester, and (unless the recipient's own account asks) per recipient whoever asks.
+   * False means it is not sent; callers answer as if it had been, so no page says more.
    */
-  async consumePasswordResetRequest(email: string, ip: string): Promise<boolean> {
-    await Throttle.consumeOrThrow(this.resetsByIp, keyFor('ip', ip));
-    try {
-      await this.resetsByEmail.consume(keyFor('email', email.trim().toLowerCase()));
-      return true;
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) return false;
-      throw rejection;
-    }
-  }
-
-  private static async consumeOrThrow(limiter: RateLimiterPostgres, key: string): Promise<void> {
-    try {
-      await limiter.consume(key);
-    } catch (rejection) {
-      if (rejection instanceof RateLimiterRes) throw new TooManyAttempts(secondsUntil(rejection));
-      throw rejection;
-    }
+  async allowMail(kind: string, recipient: string, requester: MailRequester): Promise<boolean> {
+    const recipientKey = emailKey(recipient);
+    const pair = await take(this.mailByRecipientAndRequester, keyFor('mail', `${kind}\u0000${recipientKey}\u0000${requester.key}`));
+    if (!pair.allowed) return false;
+    if (requester.isRecipientsOwnAccount) return true;
+    return (await take(this.mailByRecipient, keyFor('mail', recipientKey))).allowed;
   }
 
   async assertTokenRequestAllowed(ip: string): Promise<void> {
-    await Throttle.assertOpen(this.tokenFailuresByIp, keyFor('ip', ip), this.limits.tokenFailuresPerIpPerMinute);
+    const res = await this.tokenFailuresByIp.get(ipKey(ip));
+    if (res && res.consumedPoints >= this.limits.tokenFailuresPerIpPerMinute) throw new TooManyAttempts(secondsUntil(res));
   }
 
   async recordTokenFailure(ip: string): Promise<void> {
-    await countAttempt(this.tokenFailuresByIp, keyFor('ip', ip), this.limits.tokenFailuresPerIpPerMinute, 300);
+    const { res } = await take(this.tokenFailuresByIp, ipKey(ip));
+    if (res.consumedPoints >= this.limits.tokenFailuresPerIpPerMinute) await this.tokenFailuresByIp.block(ipKey(ip), 300);
   }
 }
 

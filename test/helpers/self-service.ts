@@ -32,12 +32,18 @@ export async function outboxFor(db: Database, recipient: string, purpose?: strin
   return rows.map((row) => ({ ...row, accountId: row.account_id }));
 }
 
-/** The newest message of a purpose to an address; fails the test when there is none. */
+/**
+ * The newest message of a purpose to an address; fails the test when none arrives. Some mail
+ * is written just after the page answered (password-reset requests), so this waits a little.
+ */
 export async function latestMail(db: Database, recipient: string, purpose: string): Promise<OutboxMail> {
-  const mails = await outboxFor(db, recipient, purpose);
-  const mail = mails.at(-1);
-  if (!mail) throw new Error(`no ${purpose} mail to ${recipient}`);
-  return mail;
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const mail = (await outboxFor(db, recipient, purpose)).at(-1);
+    if (mail) return mail;
+    if (Date.now() > deadline) throw new Error(`no ${purpose} mail to ${recipient}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 /** The link a message carries. */

@@ -163,7 +163,7 @@ describe('account pages: profile and email', () => {
   it('changes the email address only once the new address is confirmed, and tells the old one', async () => {
     const { account, agent, page } = await signedIn();
     const newEmail = uniqueEmail('moved');
-    const requested = await postForm(agent, server.issuer, page, '/account/email', { newEmail });
+    const requested = await postForm(agent, server.issuer, page, '/account/email', { newEmail, password: account.password });
     expect(requested.status).toBe(303);
     const shown = await agent.request(requested.location!);
     expect(shown.body).toContain('We have sent a link to the new address');
@@ -187,9 +187,12 @@ describe('account pages: profile and email', () => {
     const other = await createTestAccount(server.db);
     const { account, agent, page } = await signedIn();
     const free = uniqueEmail('free');
-    const toFree = await agent.request((await postForm(agent, server.issuer, page, '/account/email', { newEmail: free })).location!);
+    const toFree = await agent.request(
+      (await postForm(agent, server.issuer, page, '/account/email', { newEmail: free, password: account.password })).location!,
+    );
     const toTaken = await agent.request(
-      (await postForm(agent, server.issuer, page, '/account/email', { newEmail: other.email.toUpperCase() })).location!,
+      (await postForm(agent, server.issuer, page, '/account/email', { newEmail: other.email.toUpperCase(), password: account.password }))
+        .location!,
     );
     const normalise = (body: string) =>
       body
@@ -205,7 +208,7 @@ describe('account pages: profile and email', () => {
   it('rejects a change to an address taken between the request and the confirmation', async () => {
     const { account, agent, page } = await signedIn();
     const newEmail = uniqueEmail('race');
-    await postForm(agent, server.issuer, page, '/account/email', { newEmail });
+    await postForm(agent, server.issuer, page, '/account/email', { newEmail, password: account.password });
     const link = linkIn((await latestMail(server.db, newEmail, 'change_email')).body);
     await createTestAccount(server.db, { email: newEmail });
     const done = await openConfirmation(new UserAgent(), link);
@@ -216,10 +219,13 @@ describe('account pages: profile and email', () => {
 
   it('re-renders the email form for an invalid or unchanged address', async () => {
     const { account, agent, page } = await signedIn();
-    const invalid = await postForm(agent, server.issuer, page, '/account/email', { newEmail: 'nope' });
+    const invalid = await postForm(agent, server.issuer, page, '/account/email', { newEmail: 'nope', password: account.password });
     expect(invalid.status).toBe(400);
     expect(invalid.body).toContain('Enter a valid email address.');
-    const same = await postForm(agent, server.issuer, page, '/account/email', { newEmail: account.email.toUpperCase() });
+    const same = await postForm(agent, server.issuer, page, '/account/email', {
+      newEmail: account.email.toUpperCase(),
+      password: account.password,
+    });
     expect(same.status).toBe(400);
     expect(same.body).toContain('That is already your email address.');
   });

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createPostgresDatabase, type Database, type Row } from '../../src/db/index.js';
 import { createLogger } from '../../src/logger.js';
-import { createAdapterFactory, sweepExpired } from '../../src/oidc/adapter.js';
+import { createAdapterFactory, digestOf, storedId } from '../../src/oidc/adapter.js';
+import { sweepExpiredArtefacts as sweepExpired } from '../../src/oidc/artefacts.js';
 import { testDatabase } from '../helpers/server.js';
 
 // The database is shared with other test files running in parallel: every id is random and
@@ -43,7 +44,7 @@ async function storedRow(model: string, id: string): Promise<StoredRow | undefin
     `SELECT payload, grant_id, uid, user_code, account_id, client_id, expires_at, consumed_at,
             extract(epoch FROM expires_at - now())::float8 AS ttl
      FROM oidc_payloads WHERE model = $1 AND id = $2`,
-    [model, id],
+    [model, storedId(model, id)],
   );
   return rows[0];
 }
@@ -91,19 +92,62 @@ describe('PostgresAdapter on oidc_payloads', () => {
 
     await new Adapter('AccessToken').upsert(id, payload, 600);
 
-    expect(await new Adapter('AccessToken').find(id)).toEqual(payload);
+    const { jti: _jti, userCode: _userCode, ...withoutCredentials } = payload;
+    // A user code is kept only as a digest: it comes back only from findByUserCode, which is given it.
+    expect(await new Adapter('AccessToken').find(id)).toEqual({ ...withoutCredentials, jti: id });
     const row = await storedRow('AccessToken', id);
     expect(row).toMatchObject({
-      payload,
+      payload: withoutCredentials,
       grant_id: grantId,
       uid,
-      user_code: userCode,
+      user_code: digestOf(userCode),
       account_id: 'acc-1',
       client_id: 'client-1',
       consumed_at: null,
     });
     expect(row!.ttl).toBeGreaterThan(590);
     expect(row!.ttl).toBeLessThanOrEqual(600);
+  });
+
+  it('stores a credential-keyed row under the SHA-256 of its id and without the id in its payload; grants keep their id', async () => {
+    const code = uniqueId('code');
+    const grantId = uniqueId('grant');
+    await new Adapter('AuthorizationCode').upsert(code, { jti: code, grantId, kind: 'AuthorizationCode' }, 60);
+    await new Adapter('Grant').upsert(grantId, { jti: grantId, kind: 'Grant' }, 60);
+
+    const { rows } = await db.query<{ model: string; id: string; payload: Record<string, unknown> }>(
+      'SELECT model, id, payload FROM oidc_payloads WHERE grant_id = $1 ORDER BY model',
+      [grantId],
+    );
+    expect(rows).toEqual([
+      { model: 'AuthorizationCode', id: digestOf(code), payload: { grantId, kind: 'AuthorizationCode' } },
+      { model: 'Grant', id: grantId, payload: { jti: grantId, kind: 'Grant' } },
+    ]);
+    expect(JSON.stringify(rows)).not.toContain(code);
+    expect(await new Adapter('AuthorizationCode').find(code)).toEqual({ jti: code, grantId, kind: 'AuthorizationCode' });
+    // The digest itself is no credential: presenting it finds nothing.
+    expect(await new Adapter('AuthorizationCode').find(digestOf(code))).toBeUndefined();
+  });
+
+  it("keeps an interaction's copies of the session cookie and of its own id out of the row, and gives them back", async () => {
+    const uid = uniqueId('interaction');
+    const cookie = uniqueId('session-cookie');
+    const payload: AdapterPayload = {
+      jti: uid,
+      kind: 'Interaction',
+      returnTo: `http://127.0.0.1:1/auth/${uid}`,
+      session: { accountId: 'acc-9', uid: 'session-uid', cookie },
+    };
+    await new Adapter('Interaction').upsert(uid, payload, 60);
+
+    const row = await storedRow('Interaction', uid);
+    expect(JSON.stringify(row)).not.toContain(uid);
+    expect(JSON.stringify(row)).not.toContain(cookie);
+    expect(row).toMatchObject({ account_id: 'acc-9', payload: { session: { cookie: digestOf(cookie) } } });
+    expect(await new Adapter('Interaction').find(uid)).toEqual({
+      ...payload,
+      session: { accountId: 'acc-9', uid: 'session-uid', cookie: digestOf(cookie) },
+    });
   });
 
   it('upsert without expiresIn stores a NULL expires_at, so the row never expires', async () => {
@@ -127,7 +171,7 @@ describe('PostgresAdapter on oidc_payloads', () => {
     const row = await storedRow('RefreshToken', id);
     expect(row).toMatchObject({ grant_id: null, uid: null, user_code: null, account_id: 'a2', client_id: 'c2' });
     expect(row!.ttl).toBeGreaterThan(3500);
-    expect(await countRows('model = $1 AND id = $2', ['RefreshToken', id])).toBe(1);
+    expect(await countRows('model = $1 AND id = $2', ['RefreshToken', storedId('RefreshToken', id)])).toBe(1);
   });
 
   it('a Grant row carries its own id as grant_id (so revoking the grant removes it too)', async () => {
@@ -160,7 +204,7 @@ describe('PostgresAdapter on oidc_payloads', () => {
       expect(await adapter.findByUid(uid)).toBeUndefined();
       expect(await adapter.findByUserCode(userCode)).toBeUndefined();
     } finally {
-      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', ['DeviceCode', id]);
+      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', ['DeviceCode', storedId('DeviceCode', id)]);
     }
   });
 
@@ -170,7 +214,8 @@ describe('PostgresAdapter on oidc_payloads', () => {
     await new Adapter('Session').upsert(id, { jti: id, uid, accountId: 'a' }, 600);
     await new Adapter('Session').upsert(uniqueId('session'), { uid: uniqueId('other-uid') }, 600);
 
-    expect(await new Adapter('Session').findByUid(uid)).toEqual({ jti: id, uid, accountId: 'a' });
+    // The session's id is its cookie, kept only as a digest: found by its public handle, it comes without one.
+    expect(await new Adapter('Session').findByUid(uid)).toEqual({ uid, accountId: 'a' });
     expect(await new Adapter('Session').findByUid(uniqueId('uid'))).toBeUndefined();
     expect(await new Adapter('Interaction').findByUid(uid)).toBeUndefined();
   });
@@ -180,7 +225,7 @@ describe('PostgresAdapter on oidc_payloads', () => {
     const userCode = uniqueId('UC');
     await new Adapter('DeviceCode').upsert(id, { jti: id, userCode, clientId: 'c' }, 600);
 
-    expect(await new Adapter('DeviceCode').findByUserCode(userCode)).toEqual({ jti: id, userCode, clientId: 'c' });
+    expect(await new Adapter('DeviceCode').findByUserCode(userCode)).toEqual({ userCode, clientId: 'c' });
     expect(await new Adapter('DeviceCode').findByUserCode(uniqueId('UC'))).toBeUndefined();
     expect(await new Adapter('AccessToken').findByUserCode(userCode)).toBeUndefined();
   });
@@ -279,7 +324,7 @@ describe('PostgresAdapter.consume', () => {
       await expect(new Adapter('AuthorizationCode').consume(id)).rejects.toBeInstanceOf(errors.InvalidGrant);
       expect((await storedRow('AuthorizationCode', id))?.consumed_at).toBeNull();
     } finally {
-      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', ['AuthorizationCode', id]);
+      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', ['AuthorizationCode', storedId('AuthorizationCode', id)]);
     }
   });
 

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { RecordingAgent } from '../helpers/recording-agent.js';
@@ -240,7 +241,15 @@ describe('security headers and cookie flags under an https issuer behind a TLS-t
   let walk: Walk;
 
   beforeAll(async () => {
-    server = await startTestServer({ env: { ISSUER: publicIssuer, TRUST_PROXY: 'true' } });
+    server = await startTestServer({
+      env: {
+        ISSUER: publicIssuer,
+        TRUST_PROXY: 'true',
+        COOKIE_KEYS: randomBytes(32).toString('base64url'),
+        // A key-encryption key of its own would re-encrypt the signing keys every test server shares.
+        ALLOW_DATABASE_HELD_KEYS: 'true',
+      },
+    });
     const port = (server.server.address() as { port: number }).port;
     walk = await visitEveryPage(server, publicIssuer, new RecordingAgent({ port }));
   });

@@ -3,19 +3,24 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { withoutQueryMetrics } from '../../src/db/index.js';
 import { createApp } from '../../src/http/app.js';
+import { startMetricsServer } from '../../src/http/health.js';
 import { createLogger } from '../../src/logger.js';
-import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
+import { createTestAccount, createTestClient, uniqueEmail } from '../helpers/fixtures.js';
 import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
+import { latestMail } from '../helpers/self-service.js';
+import { completeAuthorization, hiddenField, UserAgent } from '../helpers/user-agent.js';
 
+const metricsToken = 'metrics-token-for-the-test-suite-0123456789';
 let server: TestServer;
 let logoutEndpoint: Server;
 let logoutTokens = 0;
 
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ env: { METRICS_TOKEN: metricsToken } });
   logoutEndpoint = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -42,7 +47,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 async function scrape(): Promise<string> {
-  const response = await fetch(`${server.issuer}/metrics`);
+  const response = await fetch(`${server.issuer}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } });
   expect(response.status).toBe(200);
   return response.text();
 }
@@ -129,6 +134,68 @@ describe('GET /metrics after real flows', () => {
     // prom-client's default metrics include event-loop lag.
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
     expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+  });
+});
+
+describe('who may read the metrics', () => {
+  it('serves /metrics on the public listener only to the METRICS_TOKEN bearer', async () => {
+    expect((await fetch(`${server.issuer}/metrics`)).status).toBe(401);
+    const wrong = await fetch(`${server.issuer}/metrics`, { headers: { authorization: `Bearer ${metricsToken.slice(0, -1)}x` } });
+    expect(wrong.status).toBe(401);
+    expect(await wrong.text()).not.toContain('idp_');
+  });
+
+  it('without METRICS_TOKEN has no /metrics on the public listener; METRICS_PORT serves them on loopback', async () => {
+    const plain = await startTestServer();
+    const config = loadConfig({ METRICS_PORT: '0', LOG_LEVEL: 'silent' });
+    const metricsServer = (await startMetricsServer(config, createLogger(config)))!;
+    try {
+      expect((await fetch(`${plain.issuer}/metrics`)).status).toBe(404);
+      const address = metricsServer.address() as AddressInfo;
+      expect(address.address).toBe('127.0.0.1');
+      const served = await fetch(`http://127.0.0.1:${address.port}/metrics`);
+      expect(served.status).toBe(200);
+      expect(await served.text()).toContain('http_request_duration_seconds_bucket');
+      expect((await fetch(`http://127.0.0.1:${address.port}/`)).status).toBe(404);
+    } finally {
+      metricsServer.close();
+      await plain.close();
+    }
+  });
+
+  it('no metric tells whether a password-reset request named an address that has an account', async () => {
+    // Counters and histogram counts only: bucket boundaries of timings are noise either way.
+    const counts = (text: string) =>
+      new Map(
+        text
+          .split('\n')
+          .filter((line) => /^(idp_|http_)\w*(_count|_total)[{ ]/.test(line))
+          .map((line) => line.split(' ') as [string, string]),
+      );
+    const delta = (before: Map<string, string>, after: Map<string, string>) =>
+      [...after]
+        .map(([series, value]) => [series, Number(value) - Number(before.get(series) ?? 0)] as const)
+        .filter(([, change]) => change !== 0);
+
+    const requestReset = async (email: string) => {
+      const agent = new UserAgent();
+      const form = await agent.request(`${server.issuer}/password/forgot`);
+      const before = counts(await scrape());
+      const answered = await agent.request(`${server.issuer}/password/forgot`, { form: { _csrf: hiddenField(form.body, '_csrf'), email } });
+      expect(answered.status).toBe(200);
+      return before;
+    };
+    // Nothing else may run statements meanwhile: the delivery worker polls, and this test's own
+    // reads of the outbox go unobserved, as the workflow's do.
+    await server.logoutDeliveries.stop();
+    const account = await createTestAccount(server.db);
+    const beforeKnown = await requestReset(account.email);
+    await withoutQueryMetrics(() => latestMail(server.db, account.email, 'reset_password')); // the work after the response is done
+    const known = delta(beforeKnown, counts(await scrape()));
+    const beforeUnknown = await requestReset(uniqueEmail('nobody'));
+    const unknown = delta(beforeUnknown, counts(await scrape()));
+    expect(known).toEqual(unknown);
+    expect(known.length).toBeGreaterThan(0); // the request itself is counted, the same either way
   });
 });
 

@@ -187,15 +187,11 @@ describe('hosted pages', () => {
     }
   });
 
-  it('serves health, readiness and Prometheus metrics', async () => {
+  it('serves health and readiness, and no metrics on the public listener', async () => {
     const agent = request(server.server);
     expect((await agent.get('/healthz')).body).toEqual({ status: 'ok' });
     expect((await agent.get('/readyz')).body).toMatchObject({ status: 'ready' });
-    const metrics = await agent.get('/metrics');
-    expect(metrics.status).toBe(200);
-    expect(metrics.headers['content-type']).toContain('text/plain');
-    expect(metrics.text).toContain('http_request_duration_seconds_bucket');
-    expect(metrics.text).toContain('idp_db_pool_connections');
+    expect((await agent.get('/metrics')).status).toBe(404);
   });
 
   it('publishes discovery and a JWKS with RS256 and ES256 public keys only', async () => {

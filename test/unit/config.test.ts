@@ -64,11 +64,32 @@ describe('loadConfig defaults', () => {
   });
 });
 
+/** What an https issuer needs from the environment (see the keys tests below). */
+const productionKeys = { COOKIE_KEYS: validKey, KEY_ENCRYPTION_KEY: Buffer.alloc(32, 7).toString('base64') };
+
 describe('loadConfig parsing', () => {
   it('strips a trailing slash from ISSUER and keeps its path', () => {
-    expect(loadConfig({ ISSUER: 'https://id.example.com/' }).issuer).toBe('https://id.example.com');
-    expect(loadConfig({ ISSUER: 'https://example.com/idp/' }).issuer).toBe('https://example.com/idp');
-    expect(isSecureIssuer(loadConfig({ ISSUER: 'https://id.example.com' }))).toBe(true);
+    expect(loadConfig({ ...productionKeys, ISSUER: 'https://id.example.com/' }).issuer).toBe('https://id.example.com');
+    expect(loadConfig({ ...productionKeys, ISSUER: 'https://example.com/idp/' }).issuer).toBe('https://example.com/idp');
+    expect(isSecureIssuer(loadConfig({ ...productionKeys, ISSUER: 'https://id.example.com' }))).toBe(true);
+  });
+
+  it('refuses an https issuer whose cookie or key-encryption keys would be kept in the database, unless told to', () => {
+    for (const env of [{}, { COOKIE_KEYS: validKey }, { KEY_ENCRYPTION_KEY: productionKeys.KEY_ENCRYPTION_KEY }]) {
+      expect(() => loadConfig({ ...env, ISSUER: 'https://id.example.com' })).toThrow(/must come from the environment with an https ISSUER/);
+    }
+    expect(loadConfig({ ISSUER: 'https://id.example.com', ALLOW_DATABASE_HELD_KEYS: 'true' }).allowDatabaseHeldKeys).toBe(true);
+    // Development on http needs neither.
+    expect(() => loadConfig({ ISSUER: 'http://localhost:3000' })).not.toThrow();
+  });
+
+  it('reads the trusted proxy hops (default 1) and the metrics settings (no listener, loopback, no token by default)', () => {
+    expect(loadConfig({}).trustedProxyHops).toBe(1);
+    expect(loadConfig({}).metrics).toEqual({ port: undefined, host: '127.0.0.1', token: undefined });
+    expect(loadConfig({ TRUST_PROXY: 'true', TRUSTED_PROXY_HOPS: '2' }).trustedProxyHops).toBe(2);
+    expect(() => loadConfig({ TRUSTED_PROXY_HOPS: '0' })).toThrow(/TRUSTED_PROXY_HOPS/);
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/METRICS_TOKEN/);
+    expect(() => loadConfig({ EMAIL_CHANGE_REVERT_TTL: '3600' })).toThrow(/at least 7 days/);
   });
 
   it('reads DATABASE_URL, LOG_LEVEL, COOKIE_KEYS (comma-separated, trimmed) and TTLs', () => {

@@ -3,11 +3,21 @@ import { loadConfig } from '../../src/config.js';
 
 describe('self-service settings', () => {
   it('default to the outbox, no privacy links, and safe lifetimes and limits', () => {
-    const config = loadConfig({ ISSUER: 'https://id.example.com' });
+    const config = loadConfig({ ISSUER: 'https://id.example.com', ALLOW_DATABASE_HELD_KEYS: 'true' });
     expect(config.mail).toEqual({ smtpUrl: undefined, from: 'Group ID <no-reply@id.example.com>' });
     expect(config.privacy).toEqual({ policyUrl: undefined, contact: undefined });
-    expect(config.selfService).toEqual({ emailVerificationTtl: 259200, passwordResetTtl: 3600, accountSessionTtl: 1800 });
-    expect(config.rateLimits).toMatchObject({ mailPerAccountPerHour: 5, passwordResetsPerEmailPerHour: 3, passwordResetsPerIpPerHour: 20 });
+    expect(config.selfService).toEqual({
+      emailVerificationTtl: 259200,
+      passwordResetTtl: 3600,
+      accountSessionTtl: 1800,
+      emailChangeRevertTtl: 14 * 86400,
+    });
+    expect(config.rateLimits).toMatchObject({
+      mailPerAccountPerHour: 5,
+      mailPerRecipientPerRequesterPerHour: 3,
+      mailPerRecipientPerHour: 10,
+      passwordResetsPerIpPerHour: 20,
+    });
   });
 
   it('accept an SMTP URL, a policy URL and a contact that is an address or a URL', () => {

@@ -1,12 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { createAccount, deleteAccountRows, getAccount, listAccounts, setPassword, type Account } from '../../accounts/store.js';
+import { createAccount, getAccount, listAccounts, type Account } from '../../accounts/store.js';
 import { recordAuditEvent } from '../../audit/log.js';
-import { connectedClientIds } from '../../accounts/connections.js';
-import { notifyLogout } from '../../logout/notify.js';
+import { defaultLanguage, languageOfTag, type Language } from '../../i18n/catalogue.js';
+import { mailRequester } from '../../security/throttle.js';
+import { changePassword } from '../../use-cases/change-password.js';
+import { requestEmailChange } from '../../use-cases/change-email.js';
+import { deleteAccount } from '../../use-cases/delete-account.js';
+import { disconnectService } from '../../use-cases/disconnect-service.js';
+import { requestPasswordReset } from '../../use-cases/reset-password.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command } from '../command.js';
-import { describeRecord, describeTable } from '../output.js';
+import { describeRecord, describeTable, UsageError } from '../output.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -38,6 +43,11 @@ function accountText(account: Account): string {
     updated_at: account.updatedAt,
   });
 }
+
+/** Mail an administrator's action causes is written in the person's own language. */
+const languageOf = (account: Account): Language => languageOfTag(account.locale) ?? defaultLanguage;
+
+const admin = { kind: 'admin' } as const;
 
 const pagination = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
@@ -126,12 +136,12 @@ export const accountCommands: Command[] = [
     async run(runtime, values, [reference]) {
       const account = await getAccount(runtime.db, reference!);
       const { password, generated } = await passwordFrom(values);
-      await setPassword(runtime.db, account.id, password);
-      await recordAuditEvent(runtime.db, {
-        event: 'password.changed',
-        outcome: 'success',
-        actor: 'admin',
-        details: { accountId: account.id },
+      // The same workflow as the person's own change: sessions end, tokens are revoked, services are told.
+      await changePassword(await runtime.workflowDeps(), {
+        accountId: account.id,
+        newPassword: password,
+        actor: admin,
+        language: languageOf(account),
       });
       const shown = generated ? password : undefined;
       return {
@@ -143,22 +153,78 @@ export const accountCommands: Command[] = [
   {
     name: 'accounts remove',
     usage: 'idp accounts remove <id|email>',
-    summary: 'delete an account with its sessions, grants and tokens; its services get back-channel logout',
+    summary: 'delete an account with everything about it; its services get back-channel logout',
     options: {},
     positionals: ['account'],
     async run(runtime, _values, [reference]) {
       const account = await getAccount(runtime.db, reference!);
-      const provider = await runtime.provider();
-      const clientIds = await connectedClientIds(runtime.db, account.id);
-      // One transaction: the notices (sent by the server's worker) and the deletion.
-      await runtime.db.transaction(async (tx) => {
-        await notifyLogout({ db: tx, provider }, { accountId: account.id, clientIds, reason: 'account_deleted' });
-        await deleteAccountRows(tx, account.id);
-        await recordAuditEvent(tx, { event: 'account.deleted', outcome: 'success', actor: 'admin', details: { accountId: account.id } });
+      const { notified } = await deleteAccount(await runtime.workflowDeps(), { accountId: account.id, actor: admin });
+      return {
+        json: { id: account.id, removed: true, notified },
+        text: `removed account ${account.id}; back-channel logout queued for ${notified.length} service(s)`,
+      };
+    },
+  },
+  {
+    name: 'accounts reset-password',
+    usage: 'idp accounts reset-password <id|email>',
+    summary: 'mail the person a password-reset link (support), as the forgot-password page does',
+    options: {},
+    positionals: ['account'],
+    async run(runtime, _values, [reference]) {
+      const account = await getAccount(runtime.db, reference!);
+      const { sent } = await requestPasswordReset(await runtime.workflowDeps(), {
+        email: account.email,
+        requester: mailRequester.admin(),
+        ip: null,
+        language: languageOf(account),
       });
       return {
-        json: { id: account.id, removed: true, notified: clientIds },
-        text: `removed account ${account.id}; back-channel logout queued for ${clientIds.length} service(s)`,
+        json: { id: account.id, linkSent: sent },
+        text: sent ? `reset link mailed to ${account.email}` : `not sent: the mail limit for ${account.email} is reached; try again later`,
+      };
+    },
+  },
+  {
+    name: 'accounts change-email',
+    usage: 'idp accounts change-email <id|email> --email <new address>',
+    summary: 'send a confirmation link to a new address (the account moves when it is opened); the current address is told and can undo it',
+    options: { email: { type: 'string' } },
+    positionals: ['account'],
+    async run(runtime, values, [reference]) {
+      if (typeof values['email'] !== 'string') throw new UsageError('--email <new address> is required');
+      const account = await getAccount(runtime.db, reference!);
+      await requestEmailChange(await runtime.workflowDeps(), {
+        account,
+        newEmail: values['email'],
+        actor: admin,
+        language: languageOf(account),
+      });
+      return {
+        json: { id: account.id, confirmationSent: true },
+        text: `confirmation link sent to the new address; ${account.email} was told and can undo the change`,
+      };
+    },
+  },
+  {
+    name: 'accounts disconnect',
+    usage: 'idp accounts disconnect <id|email> --client <client_id>',
+    summary: "remove a service's grants of an account and every token issued under them; the service gets back-channel logout",
+    options: { client: { type: 'string' } },
+    positionals: ['account'],
+    async run(runtime, values, [reference]) {
+      if (typeof values['client'] !== 'string' || !values['client']) throw new UsageError('--client <client_id> is required');
+      const account = await getAccount(runtime.db, reference!);
+      const disconnected = await disconnectService(await runtime.workflowDeps(), {
+        accountId: account.id,
+        clientId: values['client'],
+        actor: admin,
+      });
+      return {
+        json: { id: account.id, clientId: values['client'], disconnected },
+        text: disconnected
+          ? `disconnected ${values['client']} from ${account.email}`
+          : `${values['client']} held no grant of ${account.email}`,
       };
     },
   },

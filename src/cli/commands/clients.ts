@@ -1,14 +1,9 @@
-import {
-  listClients,
-  getClient,
-  registerClient,
-  removeClient,
-  rotateClientSecret,
-  updateClient,
-  type ClientView,
-} from '../../clients/store.js';
+import { listClients, getClient, registerClient, rotateClientSecret, updateClient, type ClientView } from '../../clients/store.js';
 import { z } from 'zod';
 import { recordAuditEvent } from '../../audit/log.js';
+import { setInitialAccessTokenUses } from '../../oidc/artefacts.js';
+import { countedUsesPolicy } from '../../oidc/provider.js';
+import { removeClient } from '../../use-cases/remove-client.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command, OptionSpec, ParsedValues } from '../command.js';
 import { describeRecord, describeTable } from '../output.js';
@@ -68,6 +63,7 @@ const initialTokenFlags = z.object({
     .min(60)
     .max(30 * 86400)
     .default(86400),
+  uses: z.coerce.number().int().min(1).max(10000).default(1),
 });
 
 export const clientCommands: Command[] = [
@@ -170,25 +166,26 @@ export const clientCommands: Command[] = [
     options: {},
     positionals: ['client_id'],
     async run(runtime, _values, [clientId]) {
-      await removeClient(runtime.db, clientId!);
-      await recordAuditEvent(runtime.db, { event: 'client.removed', outcome: 'success', actor: 'admin', clientId });
+      await removeClient(runtime, clientId!);
       return { json: { clientId, removed: true }, text: `removed client ${clientId}` };
     },
   },
   {
     name: 'clients initial-token',
-    usage: 'idp clients initial-token [--ttl <seconds>]',
-    summary: 'an initial access token for dynamic registration (only used when DYNAMIC_REGISTRATION=true)',
-    options: { ttl: { type: 'string' } },
+    usage: 'idp clients initial-token [--ttl <seconds>] [--uses <n>]',
+    summary:
+      'an initial access token for dynamic registration, good for one registration unless --uses (only used when DYNAMIC_REGISTRATION=true)',
+    options: { ttl: { type: 'string' }, uses: { type: 'string' } },
     async run(runtime, values) {
-      const { ttl } = parseOrThrow(initialTokenFlags, { ttl: values['ttl'] });
+      const { ttl, uses } = parseOrThrow(initialTokenFlags, { ttl: values['ttl'], uses: values['uses'] });
       const provider = await runtime.provider();
-      const token = await new provider.InitialAccessToken({ expiresIn: ttl }).save();
+      const token = await new provider.InitialAccessToken({ expiresIn: ttl, policies: [countedUsesPolicy] }).save();
+      await setInitialAccessTokenUses(runtime.db, token, uses);
       const expiresAt = new Date(Date.now() + ttl * 1000);
       return {
-        json: { initialAccessToken: token, expiresAt, registrationEnabled: runtime.config.dynamicRegistration },
+        json: { initialAccessToken: token, expiresAt, uses, registrationEnabled: runtime.config.dynamicRegistration },
         text:
-          `initial access token  ${token}\nexpires               ${expiresAt.toISOString()}\nShown only now. Send it as "Authorization: Bearer <token>" to /reg.` +
+          `initial access token  ${token}\nexpires               ${expiresAt.toISOString()}\nregistrations         ${uses}\nShown only now. Send it as "Authorization: Bearer <token>" to /reg.` +
           (runtime.config.dynamicRegistration ? '' : '\nNote: DYNAMIC_REGISTRATION is false, so /reg is off until it is enabled.'),
       };
     },

@@ -42,22 +42,26 @@ export const keyCommands: Command[] = [
   },
   {
     name: 'keys rotate',
-    usage: 'idp keys rotate [--activate-immediately]',
-    summary: 'add new signing keys, published now and signing after KEY_ACTIVATION_DELAY_SECONDS (or at once); old keys keep verifying',
-    options: activateImmediately,
+    usage: 'idp keys rotate [--activate-immediately] [--compromised]',
+    summary:
+      'add new signing keys, published now and signing after KEY_ACTIVATION_DELAY_SECONDS (or at once); old keys keep verifying unless --compromised withdraws them',
+    options: { ...activateImmediately, compromised: { type: 'boolean' } },
     async run(runtime, values) {
-      const immediate = values['activate-immediately'] === true;
-      const rotation = await rotateSigningKeys(runtime.db, runtime.config, { activateImmediately: immediate });
+      const compromised = values['compromised'] === true;
+      const immediate = compromised || values['activate-immediately'] === true;
+      const rotation = await rotateSigningKeys(runtime.db, runtime.config, { activateImmediately: immediate, compromised });
       await recordAuditEvent(runtime.db, {
         event: 'key.rotated',
         outcome: 'success',
         actor: 'admin',
-        details: { keys: 'signing', kids: rotation.created.map((key) => key.kid), immediate },
+        details: { keys: 'signing', kids: rotation.created.map((key) => key.kid), immediate, compromised },
       });
       const lines = [
         ...rotation.created.map((key) => `new ${key.alg} key ${key.kid}: published now, signs from ${rotation.activatesAt.toISOString()}`),
-        ...rotation.retiring.map(
-          (key) => `${key.alg} key ${key.kid}: signs until ${key.retiresAt.toISOString()}, published until ${key.retiredAt.toISOString()}`,
+        ...rotation.retiring.map((key) =>
+          compromised
+            ? `${key.alg} key ${key.kid}: withdrawn from the JWKS now; every token it signed stops verifying`
+            : `${key.alg} key ${key.kid}: signs until ${key.retiresAt.toISOString()}, published until ${key.retiredAt.toISOString()}`,
         ),
         ...rotation.deleted.map((kid) => `deleted retired key ${kid}`),
         restartAdvice(rotation.activatesAt, immediate),

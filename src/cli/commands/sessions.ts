@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { getAccount } from '../../accounts/store.js';
 import { listLogoutDeliveries } from '../../logout/deliveries.js';
-import { listSessions, revokeSession } from '../../logout/sessions.js';
+import { listSessions } from '../../oidc/artefacts.js';
+import { endAllSessions, endSession } from '../../use-cases/end-sessions.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command } from '../command.js';
 import { UsageError, describeTable } from '../output.js';
@@ -40,10 +41,25 @@ export const sessionCommands: Command[] = [
     options: {},
     positionals: ['uid'],
     async run(runtime, _values, [uid]) {
-      const session = await revokeSession(runtime.db, uid!);
+      const session = await endSession(await runtime.workflowDeps(), { uid: uid!, actor: { kind: 'admin' } });
       return {
         json: { uid: session.uid, revoked: true, notified: session.services.map((s) => s.clientId) },
         text: `revoked session ${session.uid}; back-channel logout queued for ${session.services.length} service(s)`,
+      };
+    },
+  },
+  {
+    name: 'sessions revoke-all',
+    usage: 'idp sessions revoke-all --account <id|email>',
+    summary: 'end every sign-in session of an account (sign out everywhere) and tell its services',
+    options: { account: { type: 'string' } },
+    async run(runtime, values) {
+      if (typeof values['account'] !== 'string') throw new UsageError('--account <id|email> is required');
+      const account = await getAccount(runtime.db, values['account']);
+      const { notified } = await endAllSessions(await runtime.workflowDeps(), { accountId: account.id, actor: { kind: 'admin' } });
+      return {
+        json: { id: account.id, revoked: true, notified },
+        text: `ended every session of ${account.email}; back-channel logout queued for ${notified.length} service(s)`,
       };
     },
   },

@@ -1,12 +1,9 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { connectedClientIds } from '../../accounts/connections.js';
-import { exportAccountData } from '../../accounts/export.js';
-import { deleteAccountRows } from '../../accounts/store.js';
 import { recordAuditEvent } from '../../audit/log.js';
-import { scrubAccountEventDetails } from '../../audit/sign-ins.js';
-import { notifyLogout } from '../../logout/notify.js';
+import { deleteAccount } from '../../use-cases/delete-account.js';
+import { exportAccountData } from '../../use-cases/export-account-data.js';
 import { formBody, readForm } from '../forms.js';
 import { renderNotice } from '../link-pages.js';
 import { pageTranslator } from '../render.js';
@@ -60,22 +57,7 @@ export function dataRoutes(router: Router, deps: SelfServiceDeps): void {
     if (form.confirm !== 'yes')
       return renderDelete(ctx, { error: pageTranslator(ctx)('delete.error.confirm'), errorField: 'confirm' }, 400);
 
-    // Every service that knew the person hears that the account is gone: the notices are
-    // queued in the same transaction, before the rows they describe are deleted.
-    const clientIds = await connectedClientIds(db, account.id);
-    await db.transaction(async (tx) => {
-      await notifyLogout({ ...deps, db: tx }, { accountId: account.id, clientIds, reason: 'account_deleted' });
-      await deleteAccountRows(tx, account.id);
-      await scrubAccountEventDetails(tx, account.id);
-      // No email or name: the id alone no longer points at anyone.
-      await recordAuditEvent(tx, {
-        event: 'account.deleted',
-        outcome: 'success',
-        actor: account.id,
-        ip: ctx.ip,
-        details: { services: clientIds.length },
-      });
-    });
+    await deleteAccount(deps, { accountId: account.id, actor: { kind: 'self', ip: ctx.ip } });
     await finishAccountSession(ctx, deps);
     ctx.status = 303;
     ctx.redirect('/account/deleted');

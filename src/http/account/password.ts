@@ -1,15 +1,11 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { sessionClientIds } from '../../accounts/connections.js';
-import { changePassword } from '../../accounts/password-changes.js';
-import { hashPassword, passwordSchema } from '../../accounts/passwords.js';
-import { recordAuditEvent } from '../../audit/log.js';
-import { notifyLogout } from '../../logout/notify.js';
+import { passwordSchema } from '../../accounts/passwords.js';
+import { changePassword } from '../../use-cases/change-password.js';
 import { firstProblem } from '../form-errors.js';
 import { formBody, readForm } from '../forms.js';
 import { currentLanguage } from '../language.js';
-import { sendNotice } from '../link-mail.js';
 import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
 import { reauthenticate } from './reauthenticate.js';
@@ -41,12 +37,13 @@ export function passwordRoutes(router: Router, deps: SelfServiceDeps): void {
       const problem = firstProblem(pageTranslator(ctx), fields.error);
       return renderPassword(ctx, { error: problem.message, errorField: problem.field }, 400);
     }
-    const passwordHash = await hashPassword(fields.data.newPassword);
-    // Services are told before their sessions go: the notice names the sessions it ends.
-    await notifyLogout(deps, { accountId: account.id, clientIds: await sessionClientIds(deps.db, account.id), reason: 'session_ended' });
-    await changePassword(deps.db, account.id, passwordHash, sessionId);
-    await recordAuditEvent(deps.db, { event: 'password.changed', outcome: 'success', actor: account.id, ip: ctx.ip });
-    await sendNotice(deps, 'password_changed', { to: account.email, accountId: account.id, language: currentLanguage(ctx) });
+    await changePassword(deps, {
+      accountId: account.id,
+      newPassword: fields.data.newPassword,
+      actor: { kind: 'self', ip: ctx.ip },
+      language: currentLanguage(ctx),
+      keepAccountSession: sessionId,
+    });
     doneRedirect(ctx, '/account/password', 'password-changed');
   });
 }

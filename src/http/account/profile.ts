@@ -1,24 +1,28 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { issueLinkToken, pendingLink } from '../../accounts/one-time-links.js';
-import { emailSchema, findAccountByEmail, profileSchema, updateProfile } from '../../accounts/store.js';
+import { emailKey } from '../../accounts/email-key.js';
+import { pendingLink } from '../../accounts/one-time-links.js';
+import { emailSchema, profileSchema, updateProfile } from '../../accounts/store.js';
 import { recordAuditEvent } from '../../audit/log.js';
 import { TooManyAttempts } from '../../errors.js';
+import { mailRequester } from '../../security/throttle.js';
+import { requestEmailChange } from '../../use-cases/change-email.js';
+import { mailLink } from '../../use-cases/mail-person.js';
 import { languages } from '../../i18n/catalogue.js';
 import { tooManyAttemptsMessage } from '../errors.js';
 import { firstProblem } from '../form-errors.js';
 import { formBody, readForm } from '../forms.js';
 import { currentLanguage } from '../language.js';
-import { sendLink, sendNotice } from '../link-mail.js';
 import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
+import { reauthenticate } from './reauthenticate.js';
 import { signedIn } from './session.js';
 import { doneRedirect, renderAccountPage } from './view.js';
 
 const text = z.string().max(1000).default('');
 const profileForm = z.object({ name: text, givenName: text, familyName: text, locale: text, _csrf: z.string().max(200).optional() });
-const emailForm = z.object({ newEmail: text, _csrf: z.string().max(200).optional() });
+const emailForm = z.object({ newEmail: text, password: text, _csrf: z.string().max(200).optional() });
 const csrfOnly = z.object({ _csrf: z.string().max(200).optional() });
 const newEmailFields = z.object({ newEmail: emailSchema });
 
@@ -30,7 +34,14 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
 
   async function renderProfile(
     ctx: Context,
-    extra: { values?: ProfileValues; newEmail?: string; error?: string; errorField?: string; emailError?: string } = {},
+    extra: {
+      values?: ProfileValues;
+      newEmail?: string;
+      error?: string;
+      errorField?: string;
+      emailError?: string;
+      passwordError?: boolean;
+    } = {},
     status = 200,
   ) {
     const { account } = signedIn(ctx);
@@ -63,6 +74,7 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
         error: extra.error,
         errorField: extra.errorField,
         emailError: extra.emailError,
+        passwordError: extra.passwordError,
       },
       status,
     );
@@ -83,6 +95,8 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
     doneRedirect(ctx, '/account', 'profile-saved');
   });
 
+  // Moving the account to another address hands over every password reset: it needs the
+  // current password, so a few minutes at someone's unlocked browser are not enough.
   router.post('/email', formBody, async (ctx) => {
     const form = readForm(ctx, emailForm);
     const { account } = signedIn(ctx);
@@ -90,34 +104,18 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
     const parsed = newEmailFields.safeParse(form);
     if (!parsed.success) return renderProfile(ctx, { newEmail: form.newEmail, emailError: firstProblem(t, parsed.error).message }, 400);
     const newEmail = parsed.data.newEmail;
-    if (newEmail.toLowerCase() === account.email.toLowerCase()) {
+    if (emailKey(newEmail) === emailKey(account.email)) {
       return renderProfile(ctx, { newEmail, emailError: t('email.change.same') }, 400);
     }
+    const wrong = await reauthenticate(ctx, deps, account, form.password);
+    if (wrong) return renderProfile(ctx, { newEmail, emailError: wrong, passwordError: true }, ctx.status === 429 ? 429 : 400);
     try {
-      await throttle.consumeAccountMail(account.id);
+      await requestEmailChange(deps, { account, newEmail, actor: { kind: 'self', ip: ctx.ip }, language: currentLanguage(ctx) });
     } catch (error) {
       if (!(error instanceof TooManyAttempts)) throw error;
       ctx.set('retry-after', String(error.retryAfterSeconds));
       return renderProfile(ctx, { newEmail, emailError: tooManyAttemptsMessage(t, error) }, 429);
     }
-    const owner = await findAccountByEmail(db, newEmail);
-    const language = currentLanguage(ctx);
-    if (owner) {
-      // The address has an account. This page must look the same as for a free address, so a
-      // pending change is recorded all the same (its link is never sent, and would fail);
-      // the address's owner is told instead.
-      await issueLinkToken(db, {
-        accountId: account.id,
-        purpose: 'change_email',
-        email: newEmail,
-        ttlSeconds: deps.config.selfService.emailVerificationTtl,
-        replacePrevious: true,
-      });
-      await sendNotice(deps, 'change_to_existing', { to: owner.email, accountId: owner.id, language });
-    } else {
-      await sendLink(deps, 'change_email', { to: newEmail, accountId: account.id, language });
-    }
-    await recordAuditEvent(db, { event: 'email.change_requested', outcome: 'success', actor: account.id, ip: ctx.ip });
     doneRedirect(ctx, '/account', 'email-change-sent');
   });
 
@@ -126,13 +124,18 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
     const { account } = signedIn(ctx);
     if (account.emailVerified) return doneRedirect(ctx, '/account', 'profile-saved');
     try {
-      await throttle.consumeAccountMail(account.id);
+      await throttle.consumeAccountMailRequest(account.id);
     } catch (error) {
       if (!(error instanceof TooManyAttempts)) throw error;
       ctx.set('retry-after', String(error.retryAfterSeconds));
       return renderProfile(ctx, { error: tooManyAttemptsMessage(pageTranslator(ctx), error) }, 429);
     }
-    await sendLink(deps, 'verify_email', { to: account.email, accountId: account.id, language: currentLanguage(ctx) });
+    await mailLink(
+      deps,
+      'verify_email',
+      { to: account.email, accountId: account.id, language: currentLanguage(ctx) },
+      mailRequester.owner(account.id),
+    );
     doneRedirect(ctx, '/account', 'email-resent');
   });
 }

@@ -1,26 +1,23 @@
 import type { Context } from 'koa';
-import { checkPassword, type Account } from '../../accounts/store.js';
+import type { Account } from '../../accounts/store.js';
 import { TooManyAttempts } from '../../errors.js';
+import { reauthenticate as checkCurrentPassword } from '../../use-cases/sign-in.js';
 import { tooManyAttemptsMessage } from '../errors.js';
 import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
 
 /**
- * Asks for the current password again before a sensitive change. Wrong answers count
- * against the same lockout as sign-in, so a stolen account-page session cannot be used to
- * guess the password either. Returns a message to show, or undefined when it matched.
+ * Asks for the current password again before a sensitive change (counted like a sign-in).
+ * Returns a message to show, or undefined when it matched; a lock also sets 429 and Retry-After.
  */
 export async function reauthenticate(ctx: Context, deps: SelfServiceDeps, account: Account, password: string): Promise<string | undefined> {
   const t = pageTranslator(ctx);
-  try {
-    await deps.throttle.assertSignInAllowed(account.email, ctx.ip);
-  } catch (error) {
-    if (!(error instanceof TooManyAttempts)) throw error;
-    ctx.set('retry-after', String(error.retryAfterSeconds));
+  const result = await checkCurrentPassword(deps, { account, password, ip: ctx.ip });
+  if (result.ok) return undefined;
+  if (result.reason === 'locked') {
+    ctx.set('retry-after', String(result.retryAfterSeconds));
     ctx.status = 429;
-    return tooManyAttemptsMessage(t, error);
+    return tooManyAttemptsMessage(t, new TooManyAttempts(result.retryAfterSeconds));
   }
-  if (password && (await checkPassword(deps.db, account.id, password))) return undefined;
-  await deps.throttle.recordSignInFailure(account.email, ctx.ip);
   return t('password.error.current');
 }

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import { issueCsrfToken } from '../csrf.js';
+import { routerOptions } from '../routing.js';
 import type { SelfServiceDeps } from '../self-service.js';
 import { activityRoutes } from './activity.js';
 import { dataRoutes } from './data.js';
@@ -19,7 +20,7 @@ const openPaths = new Set(['/account/sign-in', '/account/deleted']);
  * deserves a fresh password prompt instead of riding on a two-week single sign-on session.
  */
 export function accountRoutes(deps: SelfServiceDeps): Router {
-  const router = new Router({ prefix: '/account' });
+  const router = new Router({ ...routerOptions, prefix: '/account' });
   router.use(issueCsrfToken);
   router.use(loadAccountSession(deps));
   router.use((ctx, next) => (openPaths.has(ctx.path) ? next() : requireSignIn(ctx, next)));

@@ -1,9 +1,8 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { describeScopes } from '../../accounts/claims.js';
-import { listConnectedServices, revokeServiceGrants } from '../../accounts/connections.js';
-import { recordAuditEvent } from '../../audit/log.js';
-import { notifyLogout } from '../../logout/notify.js';
+import { listGrantedServices } from '../../oidc/artefacts.js';
+import { disconnectService } from '../../use-cases/disconnect-service.js';
 import { formBody, readForm } from '../forms.js';
 import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
@@ -17,7 +16,7 @@ export function serviceRoutes(router: Router, deps: SelfServiceDeps): void {
   router.get('/services', async (ctx) => {
     const { account } = signedIn(ctx);
     const t = pageTranslator(ctx);
-    const services = await listConnectedServices(deps.db, account.id);
+    const services = await listGrantedServices(deps.db, account.id);
     renderAccountPage(ctx, 'account/services', 'services', {
       title: 'services.title',
       services: services.map((service) => ({
@@ -34,12 +33,8 @@ export function serviceRoutes(router: Router, deps: SelfServiceDeps): void {
   router.post('/services/revoke', formBody, async (ctx) => {
     const form = readForm(ctx, revokeForm);
     const { account } = signedIn(ctx);
-    const services = await listConnectedServices(deps.db, account.id);
-    if (!services.some((service) => service.clientId === form.clientId)) return doneRedirect(ctx, '/account/services', 'service-revoked');
-    // Told first: the service learns of the sessions that the revocation ends for it.
-    await notifyLogout(deps, { accountId: account.id, clientIds: [form.clientId], reason: 'grant_revoked' });
-    await revokeServiceGrants(deps.db, account.id, form.clientId);
-    await recordAuditEvent(deps.db, { event: 'grant.revoked', outcome: 'success', actor: account.id, clientId: form.clientId, ip: ctx.ip });
+    // A service without a grant of this account answers the same: there is nothing to disconnect.
+    await disconnectService(deps, { accountId: account.id, clientId: form.clientId, actor: { kind: 'self', ip: ctx.ip } });
     doneRedirect(ctx, '/account/services', 'service-revoked');
   });
 }

@@ -5,7 +5,7 @@ import { formBody, readForm } from '../forms.js';
 import { safeReturnPath } from '../language.js';
 import { pageTranslator, renderPage } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
-import { signInWithPassword } from '../sign-in.js';
+import { signInFromPage } from '../sign-in.js';
 import { beginAccountSession, finishAccountSession } from './session.js';
 
 const signInForm = z.object({
@@ -59,7 +59,7 @@ export function accountSignInRoutes(router: Router, deps: SelfServiceDeps): void
   router.post('/sign-in', formBody, async (ctx) => {
     const form = readForm(ctx, signInForm);
     const next = afterSignIn(form.next);
-    const outcome = await signInWithPassword(ctx, deps, { email: form.email, password: form.password, clientId: null });
+    const outcome = await signInFromPage(ctx, deps, { email: form.email, password: form.password, clientId: null });
     if (!outcome.ok) {
       renderSignIn(ctx, { email: form.email, next, error: outcome.message }, outcome.status);
       return;

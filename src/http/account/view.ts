@@ -20,6 +20,7 @@ const notices: Record<string, PlainKey> = {
   'email-change-sent': 'email.change.sent',
   'password-changed': 'password.changed',
   'service-revoked': 'services.revoked',
+  'signed-out-everywhere': 'activity.signedOut',
 };
 
 export function doneRedirect(ctx: Context, path: string, notice: keyof typeof notices): void {

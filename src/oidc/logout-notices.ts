@@ -1,20 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { Queryable } from '../db/index.js';
-import { enqueueLogoutDelivery, type LogoutReason } from './deliveries.js';
-
-/** The session ids (`sid`) under which each of these services knows the account's sessions. */
-export async function sessionIdsByClient(db: Queryable, accountId: string, clientIds: string[]): Promise<Map<string, string[]>> {
-  const { rows } = await db.query<{ client_id: string; sid: string }>(
-    `SELECT auth.key AS client_id, auth.value->>'sid' AS sid
-     FROM oidc_payloads, jsonb_each(payload->'authorizations') AS auth
-     WHERE model = 'Session' AND account_id = $1 AND auth.key = ANY($2::text[])
-       AND (expires_at IS NULL OR expires_at > now())`,
-    [accountId, clientIds],
-  );
-  const byClient = new Map<string, string[]>();
-  for (const row of rows) byClient.set(row.client_id, [...(byClient.get(row.client_id) ?? []), row.sid]);
-  return byClient;
-}
+import { enqueueLogoutDelivery, type LogoutReason } from '../logout/deliveries.js';
+import { sessionIdsByClient } from './artefacts.js';
 
 /**
  * Queues back-channel logout tokens telling services that an account's sessions with them

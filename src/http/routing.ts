@@ -1,0 +1,71 @@
+import type { Context, Next } from 'koa';
+import type { providerRoutes } from '../oidc/provider.js';
+
+/**
+ * Every router of ours matches the case of paths exactly: `/ACCOUNT/…` is not a spelling of
+ * `/account/…` (a case-insensitive prefix once let such paths skip the session and CSRF
+ * middleware of their router). Trailing slashes are refused for the whole app by exactPaths.
+ */
+export const routerOptions = { sensitive: true } as const;
+
+/** ASCII letters only, as oidc-provider's router folds them (non-ASCII letters never match its routes). */
+const foldAscii = (text: string) => text.replace(/[a-z]/g, (letter) => letter.toUpperCase());
+
+type ProviderRoutes = typeof providerRoutes;
+
+/** The path templates oidc-provider answers under the configured routes (`:x` is one segment). */
+export function providerPathTemplates(routes: ProviderRoutes): string[] {
+  return [
+    routes.authorization,
+    `${routes.authorization}/:uid`,
+    routes.token,
+    routes.introspection,
+    routes.revocation,
+    routes.userinfo,
+    routes.jwks,
+    routes.registration,
+    `${routes.registration}/:clientId`,
+    routes.end_session,
+    `${routes.end_session}/confirm`,
+    `${routes.end_session}/success`,
+    routes.code_verification,
+    `${routes.code_verification}/:uid`,
+    routes.device_authorization,
+    routes.pushed_authorization_request,
+    routes.backchannel_authentication,
+    '/.well-known/openid-configuration',
+    '/.well-known/oauth-authorization-server',
+  ];
+}
+
+function matches(template: string[], path: string[]): boolean {
+  return (
+    template.length === path.length && template.every((segment, i) => (segment.startsWith(':') ? path[i] !== '' : segment === path[i]))
+  );
+}
+
+/**
+ * One spelling per path. A trailing slash is never part of one (`/account/password/` is 404).
+ * oidc-provider's own router ignores the case of letters and a trailing slash, so `/TOKEN`
+ * and `/token/` would reach the token endpoint: limits and routing of ours key on exact
+ * paths, so rather than teach each of them the provider's spelling rules, the other
+ * spellings get 404 here and the provider answers only the paths it publishes.
+ */
+export function exactPaths(routes: ProviderRoutes) {
+  const templates = providerPathTemplates(routes).map((template) => template.split('/'));
+  const folded = templates.map((template) => template.map((segment) => (segment.startsWith(':') ? segment : foldAscii(segment))));
+  return async function refuseOtherSpellings(ctx: Context, next: Next): Promise<void> {
+    const path = ctx.path;
+    if (path.length > 1 && path.endsWith('/')) {
+      ctx.status = 404;
+      return;
+    }
+    const segments = path.split('/');
+    const answeredByProvider = folded.some((template) => matches(template, segments.map(foldAscii)));
+    if (answeredByProvider && !templates.some((template) => matches(template, segments))) {
+      ctx.status = 404;
+      return;
+    }
+    await next();
+  };
+}

@@ -1,0 +1,81 @@
+import { endOtherAccountSessions } from '../accounts/account-sessions.js';
+import { recordAuditEvent } from '../audit/log.js';
+import type { Queryable } from '../db/index.js';
+import { NotFound } from '../errors.js';
+import { enqueueLogoutDelivery } from '../logout/deliveries.js';
+import { deleteSessionByUid, deleteSessions, deleteSignInState, sessionClientIds, type StoredSession } from '../oidc/artefacts.js';
+import { notifyLogout } from '../oidc/logout-notices.js';
+import { auditActor, type Actor, type WorkflowDeps } from './deps.js';
+
+/**
+ * Signs an account out everywhere, inside the caller's transaction: its services are told
+ * (before the sessions they name go), every sign-in session, interaction in progress, code
+ * and token goes, and so does every account-page session but `keepAccountSession`. Grants
+ * stay: services ask for a sign-in, not for consent again. For password changes, resets and a
+ * restored address.
+ */
+export async function signOutEverywhere(
+  deps: Pick<WorkflowDeps, 'provider'>,
+  tx: Queryable,
+  accountId: string,
+  keepAccountSession?: string,
+): Promise<void> {
+  const clientIds = await sessionClientIds(tx, accountId);
+  await notifyLogout({ db: tx, provider: deps.provider }, { accountId, clientIds, reason: 'session_ended' });
+  await deleteSignInState(tx, accountId);
+  await endOtherAccountSessions(tx, accountId, keepAccountSession);
+}
+
+/**
+ * Ends one sign-in session by its handle (support staff): its cookie stops working and every
+ * service it signed in to gets a back-channel logout, in one transaction. With `accountId`,
+ * only a session of that account.
+ */
+export async function endSession(deps: WorkflowDeps, request: { uid: string; actor: Actor; accountId?: string }): Promise<StoredSession> {
+  return deps.db.transaction(async (tx) => {
+    const ended = await deleteSessionByUid(tx, request.uid);
+    if (!ended || (request.accountId !== undefined && ended.accountId !== request.accountId)) {
+      throw new NotFound(`no session with uid ${request.uid}`);
+    }
+    for (const service of ended.services) {
+      await enqueueLogoutDelivery(tx, {
+        clientId: service.clientId,
+        accountId: ended.accountId,
+        sid: service.sid || null,
+        reason: 'session_revoked',
+      });
+    }
+    await recordAuditEvent(tx, {
+      event: 'sessions.ended',
+      outcome: 'success',
+      ...auditActor(request.actor, ended.accountId),
+      details: { sessions: 1 },
+    });
+    return ended;
+  });
+}
+
+/**
+ * Ends every sign-in session of an account ("sign out everywhere"): each service with a
+ * session is told, and the sessions go. Tokens stay with the services that hold them
+ * (disconnecting a service revokes those). `keepAccountSession` keeps the account page that
+ * asked signed in while every other account-page session ends.
+ */
+export async function endAllSessions(
+  deps: WorkflowDeps,
+  request: { accountId: string; actor: Actor; keepAccountSession?: string },
+): Promise<{ notified: string[] }> {
+  return deps.db.transaction(async (tx) => {
+    const clientIds = await sessionClientIds(tx, request.accountId);
+    await notifyLogout({ db: tx, provider: deps.provider }, { accountId: request.accountId, clientIds, reason: 'session_ended' });
+    await deleteSessions(tx, request.accountId);
+    await endOtherAccountSessions(tx, request.accountId, request.keepAccountSession);
+    await recordAuditEvent(tx, {
+      event: 'sessions.ended',
+      outcome: 'success',
+      ...auditActor(request.actor, request.accountId),
+      details: { services: clientIds.length },
+    });
+    return { notified: clientIds };
+  });
+}

@@ -1,0 +1,109 @@
+import { checkPassword, checkSignInPassword, findAccountByEmail, type Account } from '../accounts/store.js';
+import { recordAuditEvent } from '../audit/log.js';
+import type { Database } from '../db/index.js';
+import { TooManyAttempts } from '../errors.js';
+import type { Throttle } from '../security/throttle.js';
+import { describeUserAgent } from '../security/user-agent.js';
+
+export type SignInResult =
+  | { ok: true; account: Account }
+  | { ok: false; reason: 'missing' }
+  | { ok: false; reason: 'incorrect'; delayMs: number }
+  | { ok: false; reason: 'locked'; retryAfterSeconds: number };
+
+interface SignInDeps {
+  db: Database;
+  throttle: Throttle;
+}
+
+/**
+ * One password sign-in, for the service sign-in page and the account pages alike: the attempt
+ * is counted before argon2 runs (so a burst gets no more guesses than the limit), the check
+ * is enumeration-safe (an unknown address costs one verification too), and the audit log
+ * notes the outcome with coarse browser facts for the person's sign-in history.
+ */
+export async function signInWithPassword(
+  deps: SignInDeps,
+  input: { email: string; password: string; ip: string; userAgent: string | undefined; clientId: string | null },
+): Promise<SignInResult> {
+  if (!input.email.trim() || !input.password) return { ok: false, reason: 'missing' };
+  let attempt;
+  try {
+    attempt = await deps.throttle.beginSignIn(input.email, input.ip);
+  } catch (error) {
+    if (!(error instanceof TooManyAttempts)) throw error;
+    const target = await findAccountByEmail(deps.db, input.email);
+    await recordAuditEvent(deps.db, {
+      event: 'sign_in.locked',
+      outcome: 'denied',
+      accountId: target?.id,
+      clientId: input.clientId,
+      ip: input.ip,
+    });
+    return { ok: false, reason: 'locked', retryAfterSeconds: error.retryAfterSeconds };
+  }
+  const check = await checkSignInPassword(deps.db, input.email, input.password);
+  if (!check.matched) {
+    await recordAuditEvent(deps.db, {
+      event: 'sign_in',
+      outcome: 'failure',
+      accountId: check.accountId,
+      clientId: input.clientId,
+      ip: input.ip,
+    });
+    const { delayMs } = await attempt.failed();
+    return { ok: false, reason: 'incorrect', delayMs };
+  }
+  await attempt.succeeded();
+  await recordSignIn(deps.db, { accountId: check.account.id, clientId: input.clientId, ip: input.ip, userAgent: input.userAgent });
+  return { ok: true, account: check.account };
+}
+
+/** The audit record of a successful sign-in, with coarse client facts for the person's history. */
+export async function recordSignIn(
+  db: Database,
+  signIn: { accountId: string; clientId: string | null; ip: string; userAgent: string | undefined },
+): Promise<void> {
+  const client = describeUserAgent(signIn.userAgent);
+  await recordAuditEvent(db, {
+    event: 'sign_in',
+    outcome: 'success',
+    actor: signIn.accountId,
+    clientId: signIn.clientId,
+    ip: signIn.ip,
+    details: { browser: client.browser, os: client.os },
+  });
+}
+
+export type ReauthenticationResult =
+  { ok: true } | { ok: false; reason: 'incorrect' } | { ok: false; reason: 'locked'; retryAfterSeconds: number };
+
+/**
+ * The current password asked again before a sensitive change. Counted like a sign-in under
+ * the same limits, so a stolen account-page session cannot be used to guess the password.
+ */
+export async function reauthenticate(
+  deps: SignInDeps,
+  input: { account: Account; password: string; ip: string },
+): Promise<ReauthenticationResult> {
+  let attempt;
+  try {
+    attempt = await deps.throttle.beginSignIn(input.account.email, input.ip);
+  } catch (error) {
+    if (!(error instanceof TooManyAttempts)) throw error;
+    return { ok: false, reason: 'locked', retryAfterSeconds: error.retryAfterSeconds };
+  }
+  if (input.password && (await checkPassword(deps.db, input.account.id, input.password))) {
+    await attempt.succeeded();
+    return { ok: true };
+  }
+  await recordAuditEvent(deps.db, {
+    event: 'sign_in',
+    outcome: 'failure',
+    accountId: input.account.id,
+    ip: input.ip,
+    details: { reauthentication: true },
+  });
+  await attempt.failed();
+  return { ok: false, reason: 'incorrect' };
+}
