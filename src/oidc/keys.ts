@@ -272,10 +272,15 @@ export async function rotateSigningKeys(
     const immediately = options.activateImmediately || options.compromised === true;
     const activatesAt = new Date(now.getTime() + (immediately ? 0 : config.keyActivationDelaySeconds * 1000));
     const retiredAt = options.compromised ? activatesAt : new Date(activatesAt.getTime() + verificationWindowSeconds(config.ttl) * 1000);
+    // A compromise withdraws every published key, those already only verifying included.
     const { rows: retiring } = await tx.query<{ kid: string; alg: SigningAlgorithm; retires_at: Date; retired_at: Date }>(
-      `UPDATE signing_keys SET retires_at = $1, retired_at = $2
-       WHERE retires_at IS NULL OR retires_at > $1
-       RETURNING kid, alg, retires_at, retired_at`,
+      options.compromised
+        ? `UPDATE signing_keys SET retires_at = least(coalesce(retires_at, $1), $1), retired_at = $2
+           WHERE retired_at IS NULL OR retired_at > $1
+           RETURNING kid, alg, retires_at, retired_at`
+        : `UPDATE signing_keys SET retires_at = $1, retired_at = $2
+           WHERE retires_at IS NULL OR retires_at > $1
+           RETURNING kid, alg, retires_at, retired_at`,
       [activatesAt, retiredAt],
     );
     const created: SigningKeyRotation['created'] = [];

@@ -278,6 +278,28 @@ describe('signing key rotation', { timeout: 120_000 }, () => {
     const listed = await idp<KeyJson[]>(['keys', 'list'], env);
     for (const key of listed) expect(key.kek).toBe(kekId);
   });
+
+  it('with --compromised withdraws every earlier key from the JWKS as the new keys start signing, and says so', async () => {
+    const previousToken = await idTokenFrom(servers.at(-1)!);
+    const before = (await publishedJwks(servers.at(-1)!)).map((key) => key.kid);
+    const { stdout } = await execFileAsync(process.execPath, [bin, 'keys', 'rotate', '--compromised'], {
+      env: { PATH: process.env['PATH'] ?? '', LOG_LEVEL: 'warn', ...env },
+      timeout: 20_000,
+    });
+    expect(stdout).toMatch(/withdrawn from the JWKS now; every token it signed stops verifying/);
+
+    const restarted = await startInstance();
+    const jwks = await publishedJwks(restarted);
+    // Only the two new keys: none of the earlier ones, not even for verification (their rows are gone).
+    expect(jwks).toHaveLength(2);
+    expect((await scratch.db.query('SELECT kid FROM signing_keys')).rowCount).toBe(2);
+    for (const kid of before) expect(jwks.map((key) => key.kid)).not.toContain(kid);
+    expect(verifiesAgainst(previousToken, jwks)).toBe(false);
+    expect(verifiesAgainst(originalToken, jwks)).toBe(false);
+    const token = await idTokenFrom(restarted);
+    expect(verifiesAgainst(token, jwks)).toBe(true);
+    expect(before).not.toContain(kidOf(token));
+  });
 });
 
 describe('keys written before encryption or under another key-encryption key', { timeout: 60_000 }, () => {
