@@ -26,7 +26,7 @@ import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
 import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging } from './request-log.js';
-import { exactPaths, routerOptions } from './routing.js';
+import { exactPaths, providerPathTemplates, routerOptions } from './routing.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
 
@@ -100,6 +100,8 @@ function cacheProtocolMetadata() {
 export interface IdentityApp {
   app: Koa;
   provider: Provider;
+  /** Every path template the app answers (ours and the provider's), for tools and tests that must cover each. */
+  routePaths: string[];
   /** Sends queued back-channel logout tokens; stop it on shutdown. */
   logoutDeliveries: DeliveryWorker;
 }
@@ -138,10 +140,11 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const emailLinks = emailLinkRoutes(selfService);
   const passwordReset = passwordResetRoutes(selfService);
   const language = languageRoutes();
-  app.use(health.routes());
+  const publicMetrics = publicMetricsRoute(config);
   app.use(exactPaths(providerRoutes));
+  app.use(health.routes());
   app.use(cacheProtocolMetadata());
-  app.use(publicMetricsRoute(config).routes());
+  app.use(publicMetrics.routes());
   app.use(styles.routes());
   app.use(language.routes());
   app.use(interactions.routes()).use(interactions.allowedMethods(methodErrors));
@@ -151,5 +154,9 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(tokenEndpointThrottle(throttle, providerRoutes));
   app.use(frontChannelLogout(provider, db, config.issuer));
   app.use(mount(provider));
-  return { app, provider, logoutDeliveries };
+  const routers = [health, styles, language, publicMetrics, interactions, account, emailLinks, passwordReset];
+  const routePaths = [
+    ...new Set([...routers.flatMap((router) => router.stack.map((layer) => String(layer.path))), ...providerPathTemplates(providerRoutes)]),
+  ];
+  return { app, provider, logoutDeliveries, routePaths };
 }

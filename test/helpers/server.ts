@@ -32,6 +32,8 @@ export interface TestServer {
   logoutDeliveries: DeliveryWorker;
   server: Server;
   validator: MetadataValidator;
+  /** Every path template the app answers. */
+  routePaths: string[];
   close(): Promise<void>;
 }
 
@@ -58,7 +60,7 @@ export async function startTestServer(options: { env?: Record<string, string>; d
   });
   const logger = createLogger(config);
   const db = options.db ?? createPostgresDatabase(config.databaseUrl!, { poolMax: 5, logger });
-  const { app, provider, logoutDeliveries } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, routePaths } = await createApp(config, db, logger);
   server.on('request', app.callback());
   return {
     issuer,
@@ -68,6 +70,7 @@ export async function startTestServer(options: { env?: Record<string, string>; d
     logoutDeliveries,
     server,
     validator: clientMetadataValidator(provider),
+    routePaths,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

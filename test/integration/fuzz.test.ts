@@ -809,6 +809,39 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
     });
   });
 
+  it('case and trailing-slash variants of every route are 404, never answered as the route', async () => {
+    // Every route the app has (its routers' and the provider's), with parameters filled in.
+    const routes = server.routePaths.map((template) => template.replace(/:[A-Za-z]+/g, 'x'));
+    expect(routes).toEqual(
+      expect.arrayContaining(['/account/password', '/interaction/x/login', '/token', '/.well-known/openid-configuration']),
+    );
+    const flipCase = (path: string, flips: boolean[]) =>
+      [...path]
+        .map((char, i) => (flips[i % flips.length] ? (char === char.toLowerCase() ? char.toUpperCase() : char.toLowerCase()) : char))
+        .join('');
+    const variant = fc
+      .record({
+        route: fc.constantFrom(...routes),
+        flips: fc.array(fc.boolean(), { minLength: 1, maxLength: 12 }),
+        slash: fc.boolean(),
+        method: fc.constantFrom('GET', 'POST'),
+      })
+      .map(({ route, flips, slash, method }) => ({ route, path: `${flipCase(route, flips)}${slash ? '/' : ''}`, method }))
+      .filter(({ route, path }) => path !== route && path !== '/');
+    const answer = async (method: string, path: string) => {
+      const response = await send('route variants', { method, target: path, headers: [['Accept', 'text/html']] });
+      expect(response.status, `${method} ${path}`).toBe(404);
+    };
+    // Each route's trailing-slash and upper-case spelling, then random case flips.
+    for (const route of routes) {
+      for (const path of [`${route}/`, route.toUpperCase()]) for (const method of ['GET', 'POST']) await answer(method, path);
+    }
+    await fc.assert(
+      fc.asyncProperty(variant, ({ path, method }) => answer(method, path)),
+      { seed, numRuns: numRuns * 4 },
+    );
+  });
+
   it('unknown paths', async () => {
     await fuzz('GET unknown path', { methods: ['GET', 'POST'], path: pathWith(['/nope'], (segment) => `/${segment}`) });
   });
