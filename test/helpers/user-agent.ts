@@ -12,11 +12,14 @@ export interface PageResponse {
 export class UserAgent {
   readonly jar = new CookieJar();
 
+  /** `headers` go with every request (a browser's User-Agent, the X-Forwarded-For its proxy adds). */
+  constructor(private readonly defaults: { headers?: Record<string, string> } = {}) {}
+
   async request(
     url: string,
     init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {},
   ): Promise<PageResponse> {
-    const headers = new Headers(init.headers);
+    const headers = new Headers({ ...this.defaults.headers, ...init.headers });
     headers.set('accept', 'text/html');
     const cookie = await this.jar.getCookieString(url);
     if (cookie) headers.set('cookie', cookie);

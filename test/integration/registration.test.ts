@@ -61,5 +61,57 @@ describe('dynamic client registration', () => {
       body: 'grant_type=authorization_code&code=unknown&redirect_uri=https%3A%2F%2Fdynamic.example%2Fcb',
     });
     expect(await tokenResponse.json()).toMatchObject({ error: 'invalid_grant' }); // authenticated; only the code is wrong
+
+    // The refused self-promotion gave its use back; the registration spent it.
+    expect((await register(open, { ...metadata, client_name: 'Again' }, initialAccessToken)).status).toBe(401);
+  });
+
+  async function initialToken(...extra: string[]): Promise<string> {
+    const env = { ...process.env, DATABASE_URL: inject('databaseUrl'), LOG_LEVEL: 'warn' };
+    const { stdout } = await run('node', ['dist/cli/index.js', 'clients', 'initial-token', '--json', ...extra], { env });
+    return (JSON.parse(stdout) as { initialAccessToken: string }).initialAccessToken;
+  }
+
+  it('takes https redirect URIs only (loopback IPs or private-use schemes for native apps)', async () => {
+    const token = await initialToken('--uses', '10');
+    for (const body of [
+      { redirect_uris: ['http://dynamic.example/cb'] },
+      { redirect_uris: ['https://dynamic.example/cb'], post_logout_redirect_uris: ['http://dynamic.example/bye'] },
+      { redirect_uris: ['https://dynamic.example/cb'], backchannel_logout_uri: 'http://dynamic.example/logout' },
+      { application_type: 'native', redirect_uris: ['http://localhost:8123/cb'] },
+      { application_type: 'web', redirect_uris: ['http://127.0.0.1:8123/cb'] },
+    ]) {
+      const refused = await register(open, { client_name: 'Plain http', ...body }, token);
+      expect(refused.status, JSON.stringify(body)).toBe(400);
+      expect(((await refused.json()) as { error: string }).error).toMatch(/^invalid_(redirect_uri|client_metadata)$/);
+    }
+    for (const redirect of ['http://127.0.0.1:8123/cb', 'http://[::1]:8123/cb', 'com.example.app:/cb', 'https://app.example/cb']) {
+      const created = await register(
+        open,
+        { client_name: 'Native', application_type: 'native', redirect_uris: [redirect], token_endpoint_auth_method: 'none' },
+        token,
+      );
+      expect(created.status, redirect).toBe(201);
+    }
+  });
+
+  it('gives a service that asks for public subjects pairwise ones', async () => {
+    const created = await register(open, { ...metadata, subject_type: 'public' }, await initialToken());
+    expect(created.status).toBe(201);
+    expect(((await created.json()) as { subject_type: string }).subject_type).toBe('pairwise');
+  });
+
+  it('spends an initial access token once unless it was made with --uses N, also under concurrent registrations', async () => {
+    const single = await initialToken();
+    const statuses = await Promise.all(
+      Array.from({ length: 5 }, (_, i) => register(open, { ...metadata, client_name: `Racer ${i}` }, single).then((r) => r.status)),
+    );
+    expect(statuses.filter((status) => status === 201)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 401)).toHaveLength(4);
+
+    const twice = await initialToken('--uses', '2');
+    const results = [];
+    for (let i = 0; i < 3; i += 1) results.push((await register(open, { ...metadata, client_name: `Twice ${i}` }, twice)).status);
+    expect(results).toEqual([201, 201, 401]);
   });
 });
