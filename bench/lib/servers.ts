@@ -145,6 +145,10 @@ export async function startOurs(databaseUrl: string, extraEnv: Record<string, st
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000000',
       REGISTRATIONS_PER_IP_PER_HOUR: '100000000',
       TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000000',
+      SIGN_INS_PER_ACCOUNT_PER_MINUTE: '100000000',
+      SIGN_INS_PER_IP_PER_MINUTE: '100000000',
+      MAIL_PER_RECIPIENT_PER_REQUESTER_PER_HOUR: '100000000',
+      MAIL_PER_RECIPIENT_PER_HOUR: '100000000',
       // e.g. BENCH_OURS_ENV="DATABASE_POOL_MAX=20" to measure a setting
       ...Object.fromEntries(
         (process.env['BENCH_OURS_ENV'] ?? '')
