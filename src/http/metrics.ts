@@ -1,6 +1,7 @@
 import Provider from 'oidc-provider';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { observeQueries, type Database } from '../db/index.js';
+import { passwordWorkLoad } from '../security/password-work.js';
 
 export const registry = new Registry();
 // Includes nodejs_eventloop_lag_seconds (and its p50/p90/p99), heap, GC and CPU series.
@@ -62,6 +63,18 @@ const queryDuration = new Histogram({
   labelNames: ['operation', 'outcome'] as const,
   buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
   registers: [registry],
+});
+
+new Gauge({
+  name: 'idp_password_hashing',
+  help: 'argon2 computations of this process by state: running (at most PASSWORD_HASHING_CONCURRENCY) and waiting in the queue',
+  labelNames: ['state'] as const,
+  registers: [registry],
+  collect() {
+    const load = passwordWorkLoad();
+    this.set({ state: 'running' }, load.running);
+    this.set({ state: 'waiting' }, load.waiting);
+  },
 });
 
 export function observeHttpRequest(method: string, route: string, status: number, seconds: number): void {

@@ -39,8 +39,8 @@ function secondsUntil(res: RateLimiterRes): number {
 
 /**
  * Counts one attempt in one statement (rate-limiter-flexible's upsert increments and returns
- * the new count): of concurrent attempts, exactly `points` get through. Returns the count,
- * or undefined when the limit was already reached.
+ * the new count): of concurrent attempts, exactly `points` get through. `allowed` is false
+ * once the limit was reached; `res` holds the count either way.
  */
 async function take(limiter: RateLimiterPostgres, key: string): Promise<{ res: RateLimiterRes; allowed: boolean }> {
   try {

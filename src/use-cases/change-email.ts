@@ -34,6 +34,16 @@ async function abandonable<T, O extends string>(db: Database, work: (tx: Queryab
   }
 }
 
+/** Puts a proven address on the account; another account holding it by now abandons the change. */
+async function replaceEmailOrAbandon(tx: Queryable, accountId: string, email: string): Promise<void> {
+  try {
+    await replaceVerifiedEmail(tx, accountId, email);
+  } catch (error) {
+    if (error instanceof Conflict) throw new Abandon('conflict');
+    throw error;
+  }
+}
+
 /**
  * Asks to move an account to another address. The page has checked the current password (or
  * an administrator asks). The current address is told at once, with a link that cancels the
@@ -102,12 +112,7 @@ export async function confirmEmailChange(
     const { rows } = await tx.query<{ email: string }>('SELECT email FROM accounts WHERE id = $1 FOR UPDATE', [link.accountId]);
     const previousEmail = rows[0]?.email;
     if (previousEmail === undefined) throw new Abandon('invalid');
-    try {
-      await replaceVerifiedEmail(tx, link.accountId, link.email);
-    } catch (error) {
-      if (error instanceof Conflict) throw new Abandon('conflict');
-      throw error;
-    }
+    await replaceEmailOrAbandon(tx, link.accountId, link.email);
     await spendOtherLinkTokens(tx, link.accountId, credentialLinkPurposes);
     await recordAuditEvent(tx, { event: 'email.changed', outcome: 'success', actor: link.accountId, ip: request.ip });
     return { status: 'changed', accountId: link.accountId, previousEmail, email: link.email } as const;
@@ -145,12 +150,7 @@ export async function revertEmailChange(deps: WorkflowDeps, request: { token: un
       // The link proves the person reads this address.
       await markEmailVerified(tx, link.accountId, link.email);
     } else {
-      try {
-        await replaceVerifiedEmail(tx, link.accountId, link.email);
-      } catch (error) {
-        if (error instanceof Conflict) throw new Abandon('conflict');
-        throw error;
-      }
+      await replaceEmailOrAbandon(tx, link.accountId, link.email);
       await spendOtherLinkTokens(tx, link.accountId, credentialLinkPurposes);
       await signOutEverywhere(deps, tx, link.accountId);
     }

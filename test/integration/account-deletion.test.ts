@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestAccount, uniqueEmail } from '../helpers/fixtures.js';
 import { connectService, latestMail, postForm, signInToAccountPages } from '../helpers/self-service.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { dumpEveryTable } from '../helpers/service-sign-in.js';
 import { hiddenField, UserAgent } from '../helpers/user-agent.js';
 
 /*
@@ -23,19 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-/** Every row of every table, as text. */
-async function dumpEveryTable(): Promise<string> {
-  const { rows: tables } = await server.db.query<{ table_name: string }>(
-    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
-  );
-  const parts: string[] = [];
-  for (const { table_name: table } of tables) {
-    const { rows } = await server.db.query<{ row: string }>(`SELECT t::text AS row FROM "${table}" t`);
-    parts.push(...rows.map((row) => row.row));
-  }
-  return parts.join('\n');
-}
 
 /**
  * A person who used the account for real, from their own address and browser: a failed and a
@@ -68,7 +56,7 @@ async function personWithHistory() {
   await browser.request(`${server.issuer}/password/forgot`, { form: { _csrf: hiddenField(forgot.body, '_csrf'), email: account.email } });
   await latestMail(server.db, account.email, 'reset_password');
   const traces = [account.email, account.name!, `Zeb${tag}`, ip, userAgent, `DeletionScan/${tag}`];
-  const before = await dumpEveryTable();
+  const before = await dumpEveryTable(server.db);
   // The history is really there before the deletion: the scan below means something.
   expect(before).toContain(account.email);
   expect(before).toContain(ip);
@@ -76,7 +64,7 @@ async function personWithHistory() {
 }
 
 async function assertNothingLeft(accountId: string, traces: string[]) {
-  const dump = await dumpEveryTable();
+  const dump = await dumpEveryTable(server.db);
   for (const trace of traces) expect(dump.includes(trace), `"${trace}" is still stored`).toBe(false);
   const { rows } = await server.db.query<{ event: string; ip: string | null; details: Record<string, unknown> }>(
     'SELECT event, ip, details FROM audit_events WHERE account_id = $1 OR actor = $1',

@@ -1,9 +1,8 @@
-import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { limitSubject } from '../../src/security/client-address.js';
 import { createTestAccount, createTestClient, uniqueEmail } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
+import { openServiceLogin, randomIp } from '../helpers/service-sign-in.js';
 import type { RegisteredClient } from '../../src/clients/store.js';
 
 /*
@@ -33,28 +32,8 @@ afterAll(async () => {
   await Promise.all([server?.close(), twoHops?.close()]);
 });
 
-const randomIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
-
 async function loginPage(target: TestServer, forwardedFor: () => string) {
-  const agent = new UserAgent();
-  const params = new URLSearchParams({
-    client_id: registered.client.clientId,
-    redirect_uri: registered.client.redirectUris[0]!,
-    response_type: 'code',
-    scope: 'openid',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  });
-  const page = await agent.follow(`${target.issuer}/auth?${params}`, registered.client.redirectUris[0]!, {
-    headers: { 'x-forwarded-for': forwardedFor() },
-  });
-  if ('stoppedAt' in page) throw new Error('unexpected redirect');
-  const action = formActions(page.body).find((a) => a.endsWith('/login'))!;
-  return (email: string, password: string) =>
-    agent.request(target.issuer + action, {
-      form: { _csrf: hiddenField(page.body, '_csrf'), email, password },
-      headers: { 'x-forwarded-for': forwardedFor() },
-    });
+  return (await openServiceLogin(target, registered, { forwardedFor })).submit;
 }
 
 async function auditIps(target: TestServer, accountId: string): Promise<string[]> {

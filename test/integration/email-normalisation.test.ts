@@ -7,7 +7,7 @@ import { createAccount, findAccountByEmail } from '../../src/accounts/store.js';
 import { Conflict } from '../../src/errors.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
+import { openServiceLogin } from '../helpers/service-sign-in.js';
 import type { RegisteredClient } from '../../src/clients/store.js';
 
 /*
@@ -28,19 +28,7 @@ afterAll(async () => {
 });
 
 async function signIn(email: string, password: string) {
-  const agent = new UserAgent();
-  const params = new URLSearchParams({
-    client_id: registered.client.clientId,
-    redirect_uri: registered.client.redirectUris[0]!,
-    response_type: 'code',
-    scope: 'openid',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  });
-  const page = await agent.follow(`${server.issuer}/auth?${params}`, registered.client.redirectUris[0]!);
-  if ('stoppedAt' in page) throw new Error('unexpected redirect');
-  const action = formActions(page.body).find((a) => a.endsWith('/login'))!;
-  return agent.request(server.issuer + action, { form: { _csrf: hiddenField(page.body, '_csrf'), email, password } });
+  return (await openServiceLogin(server, registered)).submit(email, password);
 }
 
 describe('one key per address', () => {

@@ -1,11 +1,11 @@
-import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegisteredClient } from '../../src/clients/store.js';
 import { waitFor } from '../helpers/listener.js';
 import { createTestAccount, createTestClient, uniqueEmail } from '../helpers/fixtures.js';
 import { outboxFor, postForm, signInToAccountPages } from '../helpers/self-service.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
+import { openServiceLogin, randomIp } from '../helpers/service-sign-in.js';
+import { hiddenField, UserAgent } from '../helpers/user-agent.js';
 
 /*
  * Security review, finding 12: every kind of mail is limited, per recipient and requester,
@@ -31,29 +31,10 @@ afterAll(async () => {
   await server?.close();
 });
 
-const randomIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
-
 async function registerWith(email: string, ip: string) {
-  const agent = new UserAgent();
-  const params = new URLSearchParams({
-    client_id: registered.client.clientId,
-    redirect_uri: registered.client.redirectUris[0]!,
-    response_type: 'code',
-    scope: 'openid',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  });
-  const page = await agent.follow(`${server.issuer}/auth?${params}`, registered.client.redirectUris[0]!, {
-    headers: { 'x-forwarded-for': ip },
-  });
-  if ('stoppedAt' in page) throw new Error('unexpected redirect');
-  const register =
-    server.issuer +
-    formActions(page.body)
-      .find((a) => a.endsWith('/login'))!
-      .replace(/\/login$/, '/register');
-  const form = await agent.request(register, { headers: { 'x-forwarded-for': ip } });
-  return agent.request(register, {
+  const { agent, registerUrl } = await openServiceLogin(server, registered, { forwardedFor: ip });
+  const form = await agent.request(registerUrl, { headers: { 'x-forwarded-for': ip } });
+  return agent.request(registerUrl, {
     form: { _csrf: hiddenField(form.body, '_csrf'), email, password: 'a long enough password', name: 'Stranger' },
     headers: { 'x-forwarded-for': ip },
   });

@@ -134,6 +134,8 @@ describe('GET /metrics after real flows', () => {
     // prom-client's default metrics include event-loop lag.
     expect(text).toMatch(/^nodejs_eventloop_lag_seconds \d/m);
     expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(text).toMatch(/^idp_password_hashing\{state="running"\} \d/m);
+    expect(text).toMatch(/^idp_password_hashing\{state="waiting"\} \d/m);
   });
 });
 

@@ -1,8 +1,8 @@
-import { randomInt } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { formActions, hiddenField, UserAgent, type PageResponse } from '../helpers/user-agent.js';
+import { openServiceLogin, randomIp } from '../helpers/service-sign-in.js';
+import type { PageResponse } from '../helpers/user-agent.js';
 
 /*
  * Security review, finding 11: argon2 work waits in one bounded queue, so a burst of
@@ -17,8 +17,6 @@ afterEach(async () => {
   server = undefined;
 });
 
-const randomIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
-
 /**
  * Prepares `count` sign-ins of different people from different addresses, ready to submit at
  * once. One after another: creating the accounts hashes passwords in this process's queue too.
@@ -27,31 +25,9 @@ async function preparedSignIns(target: TestServer, count: number) {
   const registered = await createTestClient(target.db, target.validator, { redirectUris: ['http://127.0.0.1:9440/cb'] });
   const submits: (() => Promise<PageResponse>)[] = [];
   for (let i = 0; i < count; i += 1) {
-    submits.push(
-      await (async () => {
-        const account = await createTestAccount(target.db);
-        const ip = randomIp();
-        const agent = new UserAgent();
-        const params = new URLSearchParams({
-          client_id: registered.client.clientId,
-          redirect_uri: registered.client.redirectUris[0]!,
-          response_type: 'code',
-          scope: 'openid',
-          code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-          code_challenge_method: 'S256',
-        });
-        const page = await agent.follow(`${target.issuer}/auth?${params}`, registered.client.redirectUris[0]!, {
-          headers: { 'x-forwarded-for': ip },
-        });
-        if ('stoppedAt' in page) throw new Error('unexpected redirect');
-        const action = formActions(page.body).find((a) => a.endsWith('/login'))!;
-        return () =>
-          agent.request(target.issuer + action, {
-            form: { _csrf: hiddenField(page.body, '_csrf'), email: account.email, password: account.password },
-            headers: { 'x-forwarded-for': ip },
-          });
-      })(),
-    );
+    const account = await createTestAccount(target.db);
+    const { submit } = await openServiceLogin(target, registered, { forwardedFor: randomIp() });
+    submits.push(() => submit(account.email, account.password));
   }
   return submits;
 }

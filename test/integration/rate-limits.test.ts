@@ -1,8 +1,8 @@
-import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient, uniqueEmail } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
+import { openServiceLogin, randomIp } from '../helpers/service-sign-in.js';
+import { hiddenField, UserAgent } from '../helpers/user-agent.js';
 import type { RegisteredClient } from '../../src/clients/store.js';
 
 let server: TestServer;
@@ -26,30 +26,11 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** A client address of this test's own, via X-Forwarded-For (the server trusts the proxy). */
-const freshIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
+const freshIp = randomIp;
 
 async function loginPage(ip: string) {
-  const agent = new UserAgent();
-  const params = new URLSearchParams({
-    client_id: registered.client.clientId,
-    redirect_uri: registered.client.redirectUris[0]!,
-    response_type: 'code',
-    scope: 'openid',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  });
-  const page = await agent.follow(`${server.issuer}/auth?${params}`, registered.client.redirectUris[0]!, {
-    headers: { 'x-forwarded-for': ip },
-  });
-  if ('stoppedAt' in page) throw new Error('unexpected redirect');
-  const action = formActions(page.body).find((a) => a.endsWith('/login'))!;
-  const attempt = (email: string, password: string) =>
-    agent.request(server.issuer + action, {
-      form: { _csrf: hiddenField(page.body, '_csrf'), email, password },
-      headers: { 'x-forwarded-for': ip },
-    });
-  return { agent, action, attempt };
+  const { agent, loginUrl, submit } = await openServiceLogin(server, registered, { forwardedFor: ip });
+  return { agent, action: loginUrl.slice(server.issuer.length), attempt: submit };
 }
 
 describe('rate limits', () => {

@@ -8,6 +8,7 @@ import { discoverClient, exchangeCode, startAuthorization } from '../helpers/oid
 import { RecordingAgent } from '../helpers/recording-agent.js';
 import { signInToAccountPages } from '../helpers/self-service.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { dumpEveryTable } from '../helpers/service-sign-in.js';
 import { completeAuthorization } from '../helpers/user-agent.js';
 
 /*
@@ -23,19 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-/** Every row of every table in the schema, as text. */
-async function dumpEveryTable(): Promise<string> {
-  const { rows: tables } = await server.db.query<{ table_name: string }>(
-    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`,
-  );
-  const parts: string[] = [];
-  for (const { table_name: table } of tables) {
-    const { rows } = await server.db.query<{ row: string }>(`SELECT t::text AS row FROM "${table}" t`);
-    parts.push(...rows.map((row) => row.row));
-  }
-  return parts.join('\n');
-}
 
 describe('what a database dump yields', () => {
   it('none of the code, tokens or cookie values the browser and the service received', async () => {
@@ -69,7 +57,7 @@ describe('what a database dump yields', () => {
     // The session, the interactions and the account page each set one: the flow really ran.
     expect(cookieValues.length).toBeGreaterThanOrEqual(4);
 
-    const dump = await dumpEveryTable();
+    const dump = await dumpEveryTable(server.db);
     expect(dump).toContain(account.id); // the dump is real: the account is in it
     for (const [what, value] of Object.entries(secrets)) expect(dump.includes(value), `${what} is in the dump`).toBe(false);
   });

@@ -1,9 +1,8 @@
-import { randomInt } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegisteredClient } from '../../src/clients/store.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
+import { openServiceLogin, randomIp } from '../helpers/service-sign-in.js';
 
 /*
  * Security review, findings 3 and 11: the lockout must hold against a concurrent burst, and
@@ -27,30 +26,9 @@ afterAll(async () => {
   await Promise.all([lockout?.close(), attempts?.close()]);
 });
 
-const randomIp = () => `10.${randomInt(256)}.${randomInt(256)}.${randomInt(1, 255)}`;
-
 /** A sign-in page at the service's request; returns a function that submits it (as often as asked). */
 async function loginForm(server: TestServer, ip: string) {
-  const registered = clients.get(server)!;
-  const agent = new UserAgent();
-  const params = new URLSearchParams({
-    client_id: registered.client.clientId,
-    redirect_uri: registered.client.redirectUris[0]!,
-    response_type: 'code',
-    scope: 'openid',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  });
-  const page = await agent.follow(`${server.issuer}/auth?${params}`, registered.client.redirectUris[0]!, {
-    headers: { 'x-forwarded-for': ip },
-  });
-  if ('stoppedAt' in page) throw new Error('unexpected redirect');
-  const action = formActions(page.body).find((a) => a.endsWith('/login'))!;
-  return (email: string, password: string) =>
-    agent.request(server.issuer + action, {
-      form: { _csrf: hiddenField(page.body, '_csrf'), email, password },
-      headers: { 'x-forwarded-for': ip },
-    });
+  return (await openServiceLogin(server, clients.get(server)!, { forwardedFor: ip })).submit;
 }
 
 async function verifiedFailures(server: TestServer, accountId: string): Promise<number> {
