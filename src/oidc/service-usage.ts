@@ -9,18 +9,27 @@ import type { Logger } from '../logger.js';
  * (grant.success, including refreshes). Written after the response, never in its way.
  */
 export function trackServiceUsage(provider: Provider, db: Database, logger: Logger): void {
-  // "Last used" is shown to the minute: one write per (account, service) a minute per
-  // process is enough and keeps a statement off most token requests (bench/RESULTS.md).
-  const recentlyRecorded = new Map<string, number>();
-  const record = (accountId: string | undefined, clientId: string | undefined) => {
+  const write = (accountId: string, clientId: string) =>
+    recordServiceUse(db, accountId, clientId).catch((error: Error) => logger.warn({ err: error.message }, 'could not record service use'));
+  // Token requests are the frequent kind: "last used" is shown to the minute, so one write per
+  // (account, service) a minute per process is enough for them (bench/RESULTS.md).
+  const recentTokenWrites = new Map<string, number>();
+  provider.on('grant.success', (ctx) => {
+    const accountId = ctx.oidc.account?.accountId;
+    const clientId = ctx.oidc.client?.clientId;
     if (!accountId || !clientId) return;
     const key = `${accountId}\0${clientId}`;
     const now = Date.now();
-    if ((recentlyRecorded.get(key) ?? 0) > now - 60_000) return;
-    if (recentlyRecorded.size > 10_000) recentlyRecorded.clear();
-    recentlyRecorded.set(key, now);
-    recordServiceUse(db, accountId, clientId).catch((error: Error) => logger.warn({ err: error.message }, 'could not record service use'));
-  };
-  provider.on('authorization.success', (ctx) => record(ctx.oidc.session?.accountId, ctx.oidc.client?.clientId));
-  provider.on('grant.success', (ctx) => record(ctx.oidc.account?.accountId, ctx.oidc.client?.clientId));
+    if ((recentTokenWrites.get(key) ?? 0) > now - 60_000) return;
+    if (recentTokenWrites.size > 10_000) recentTokenWrites.clear();
+    recentTokenWrites.set(key, now);
+    void write(accountId, clientId);
+  });
+  // A sign-in always writes: after a disconnect (which deletes the dates, possibly on another
+  // instance) the next sign-in must record them again, however soon it comes.
+  provider.on('authorization.success', (ctx) => {
+    const accountId = ctx.oidc.session?.accountId;
+    const clientId = ctx.oidc.client?.clientId;
+    if (accountId && clientId) void write(accountId, clientId);
+  });
 }

@@ -4,8 +4,9 @@ import { authenticate, findAccountById } from '../../src/accounts/store.js';
 import { createTestAccount, uniqueEmail } from '../helpers/fixtures.js';
 import { LogoutListener, waitFor } from '../helpers/listener.js';
 import { artefactCounts, connectService, latestMail, linkIn, outboxFor, postForm, signInToAccountPages } from '../helpers/self-service.js';
+import { startAuthorization } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
-import { hiddenField, UserAgent, type PageResponse } from '../helpers/user-agent.js';
+import { completeAuthorization, hiddenField, UserAgent, type PageResponse } from '../helpers/user-agent.js';
 
 let server: TestServer;
 const listeners: LogoutListener[] = [];
@@ -281,6 +282,26 @@ describe('account pages: connected services', () => {
     expect(page.body).toMatch(/<dt>Connected<\/dt>\s*<dd><time datetime="[^"]+">[^<]+ UTC<\/time>/);
     expect(page.body).toMatch(/<dt>Last used<\/dt>\s*<dd><time datetime="[^"]+">[^<]+ UTC<\/time>/);
     expect(page.body).toContain('Disconnect Travel Desk');
+  });
+
+  it('shows when a service was last used right after it was disconnected and connected again', async () => {
+    const account = await createTestAccount(server.db);
+    const browser = new UserAgent();
+    const service = await connectService(server, browser, account, { port: 9806, name: 'Comeback Service' });
+    const agent = new UserAgent();
+    await signInToAccountPages(agent, server.issuer, account.email, account.password);
+    const listed = await agent.request(`${server.issuer}/account/services`);
+    await postForm(agent, server.issuer, listed, '/account/services/revoke', { clientId: service.registered.client.clientId });
+
+    // Within the same minute, the person signs in to the service again and allows it.
+    const redirectUri = service.registered.client.redirectUris[0]!;
+    const again = await startAuthorization(service.config, redirectUri, 'openid');
+    await completeAuthorization(browser, `${again.url.href}&prompt=consent`, redirectUri, { ...account, consent: 'allow' });
+
+    const page = await agent.request(`${server.issuer}/account/services`);
+    expect(page.body).toContain('Comeback Service');
+    expect(page.body).not.toContain('Not yet');
+    expect(page.body).toMatch(/Last used<\/dt>\s*<dd><time datetime=/);
   });
 
   it('revokes a service: its grant and tokens go, and it gets a back-channel logout', async () => {
