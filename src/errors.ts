@@ -9,6 +9,13 @@ export class DomainError extends Error {
 /** The caller sent something we cannot accept (bad flag, bad form field, bad URI). */
 export class InvalidInput extends DomainError {
   override name = 'InvalidInput';
+  constructor(
+    message: string,
+    /** The input field it is about (a schema path such as `redirectUris.0`), when known. */
+    readonly field?: (string | number)[],
+  ) {
+    super(message);
+  }
 }
 
 export class NotFound extends DomainError {

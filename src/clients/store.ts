@@ -12,15 +12,24 @@ const loopbackHosts = new Set(['localhost', '127.0.0.1', '[::1]']);
 export const redirectUriSchema = z
   .string()
   .trim()
-  .refine((value) => URL.canParse(value), { message: 'must be an absolute URL' })
-  .refine((value) => {
-    const url = new URL(value);
-    return url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname));
-  }, 'must use https (http is allowed only for localhost and 127.0.0.1)')
-  .refine((value) => !new URL(value).hash, 'must not contain a fragment');
+  .superRefine((value, ctx) => {
+    const url = URL.parse(value);
+    if (!url) {
+      ctx.addIssue({ code: 'custom', message: 'must be an absolute URL' });
+    } else if (!(url.protocol === 'https:' || (url.protocol === 'http:' && loopbackHosts.has(url.hostname)))) {
+      ctx.addIssue({ code: 'custom', message: 'must use https (http is allowed only for localhost and 127.0.0.1)' });
+    } else if (url.hash) {
+      ctx.addIssue({ code: 'custom', message: 'must not contain a fragment' });
+    }
+  });
 
-export const grantTypes = ['authorization_code', 'refresh_token', 'client_credentials'] as const;
+export const deviceCodeGrant = 'urn:ietf:params:oauth:grant-type:device_code';
+export const grantTypes = ['authorization_code', 'refresh_token', 'client_credentials', deviceCodeGrant] as const;
 export const authMethods = ['client_secret_basic', 'client_secret_post', 'none'] as const;
+/** The algorithms our signing keys exist for (oidc/keys.ts). */
+export const idTokenAlgorithms = ['RS256', 'ES256'] as const;
+/** granted: the ID token carries the claims of the granted scopes (what most libraries read); minimal: sub and protocol claims only. */
+export const idTokenClaimsModes = ['granted', 'minimal'] as const;
 
 export const clientRegistrationSchema = z
   .object({
@@ -39,16 +48,26 @@ export const clientRegistrationSchema = z
       .array(z.enum(grantTypes, { message: `must be one of ${grantTypes.join(', ')}` }))
       .default(['authorization_code', 'refresh_token']),
     firstParty: z.boolean().default(false),
+    idTokenSignedResponseAlg: z.enum(idTokenAlgorithms, { message: `must be one of ${idTokenAlgorithms.join(', ')}` }).default('RS256'),
+    idTokenClaims: z.enum(idTokenClaimsModes, { message: `must be one of ${idTokenClaimsModes.join(', ')}` }).default('granted'),
+    /** Authorization requests only through pushed authorization requests (RFC 9126). */
+    requirePar: z.boolean().default(false),
+    /** Access tokens only bound to a DPoP key (RFC 9449). */
+    dpopBound: z.boolean().default(false),
   })
   .superRefine((client, ctx) => {
     const usesCode = client.grantTypes.includes('authorization_code');
     if (usesCode && client.redirectUris.length === 0) {
       ctx.addIssue({ code: 'custom', path: ['redirectUris'], message: 'at least one redirect URI is required for authorization_code' });
     }
-    if (client.grantTypes.includes('refresh_token') && !usesCode) {
-      ctx.addIssue({ code: 'custom', path: ['grantTypes'], message: 'refresh_token needs authorization_code' });
+    if (client.grantTypes.includes('refresh_token') && !usesCode && !client.grantTypes.includes(deviceCodeGrant)) {
+      ctx.addIssue({ code: 'custom', path: ['grantTypes'], message: 'refresh_token needs authorization_code or the device grant' });
     }
-    const hosts = new Set(client.redirectUris.map((uri) => new URL(uri).host));
+    if (client.requirePar && !usesCode) {
+      ctx.addIssue({ code: 'custom', path: ['requirePar'], message: 'pushed authorization requests need authorization_code' });
+    }
+    // Runs even when a URI above failed to parse: URL.parse, not new URL.
+    const hosts = new Set(client.redirectUris.map((uri) => URL.parse(uri)?.host));
     if (client.subjectType === 'pairwise' && hosts.size > 1) {
       ctx.addIssue({
         code: 'custom',
@@ -75,6 +94,10 @@ export const clientUpdateSchema = z.object({
   subjectType: z.enum(['pairwise', 'public']).optional(),
   grantTypes: clientRegistrationSchema.shape.grantTypes.unwrap().optional(),
   firstParty: z.boolean().optional(),
+  idTokenSignedResponseAlg: clientRegistrationSchema.shape.idTokenSignedResponseAlg.unwrap().optional(),
+  idTokenClaims: clientRegistrationSchema.shape.idTokenClaims.unwrap().optional(),
+  requirePar: z.boolean().optional(),
+  dpopBound: z.boolean().optional(),
 });
 export type ClientUpdate = z.input<typeof clientUpdateSchema>;
 
@@ -97,6 +120,10 @@ export interface ClientView {
   grantTypes: string[];
   subjectType: string;
   firstParty: boolean;
+  idTokenSignedResponseAlg: string;
+  idTokenClaims: string;
+  requirePar: boolean;
+  dpopBound: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -128,6 +155,10 @@ function toMetadata(clientId: string, input: ParsedRegistration, secret: string 
     // Without a redirect URI there is no sector to pair identifiers with, and no user either.
     subject_type: usesCode ? input.subjectType : 'public',
     first_party: input.firstParty,
+    id_token_signed_response_alg: input.idTokenSignedResponseAlg,
+    id_token_claims: input.idTokenClaims,
+    ...(input.requirePar ? { require_pushed_authorization_requests: true } : {}),
+    ...(input.dpopBound ? { dpop_bound_access_tokens: true } : {}),
   };
 }
 
@@ -151,6 +182,10 @@ function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration 
     authMethod: metadata['token_endpoint_auth_method'] as ParsedRegistration['authMethod'],
     grantTypes: (metadata['grant_types'] as ParsedRegistration['grantTypes'] | undefined) ?? ['authorization_code'],
     firstParty: metadata['first_party'] === true,
+    idTokenSignedResponseAlg: (metadata['id_token_signed_response_alg'] as ParsedRegistration['idTokenSignedResponseAlg'] | undefined) ?? 'RS256',
+    idTokenClaims: (metadata['id_token_claims'] as ParsedRegistration['idTokenClaims'] | undefined) ?? 'granted',
+    requirePar: metadata['require_pushed_authorization_requests'] === true,
+    dpopBound: metadata['dpop_bound_access_tokens'] === true,
   };
 }
 
@@ -178,6 +213,10 @@ function toView(row: ClientRow): ClientView {
     grantTypes: registration.grantTypes,
     subjectType: String(m['subject_type'] ?? 'pairwise'),
     firstParty: registration.firstParty,
+    idTokenSignedResponseAlg: registration.idTokenSignedResponseAlg,
+    idTokenClaims: registration.idTokenClaims,
+    requirePar: registration.requirePar,
+    dpopBound: registration.dpopBound,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };

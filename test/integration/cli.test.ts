@@ -139,8 +139,52 @@ describe('idp clients', { timeout: 60_000 }, () => {
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(oneLine);
-    expect(result.stderr).toMatch(/^idp: redirectUris\.0: must use https/);
+    expect(result.stderr).toMatch(/^idp: --redirect-uri "http:\/\/example.com\/cb": must use https/);
     expect(await storedClient(added.clientId)).toEqual(before);
+    // Every URI flag of update is checked at the edge too, and a malformed one changes nothing.
+    for (const flag of ['--redirect-uri', '--post-logout-redirect-uri', '--backchannel-logout-uri', '--frontchannel-logout-uri']) {
+      const malformed = await idp(['clients', 'update', added.clientId, flag, 'not-a-uri', '--json']);
+      expect(malformed.code, flag).toBe(2);
+      expect(JSON.parse(malformed.stderr), flag).toEqual({ error: `${flag} "not-a-uri": must be an absolute URL`, exitCode: 2 });
+    }
+    expect(await storedClient(added.clientId)).toEqual(before);
+  });
+
+  it('gives a service ES256 ID tokens and minimal ID tokens when asked, and shows both', async () => {
+    const added = json<ClientJson>(
+      await idp([
+        'clients',
+        'add',
+        '--name',
+        `es-${tag()}`,
+        '--redirect-uri',
+        'https://es.example.test/cb',
+        '--id-token-signed-response-alg',
+        'ES256',
+        '--json',
+      ]),
+    );
+    expect(added).toMatchObject({ idTokenSignedResponseAlg: 'ES256', idTokenClaims: 'granted', requirePar: false, dpopBound: false });
+    expect(await storedClient(added.clientId)).toMatchObject({ id_token_signed_response_alg: 'ES256', id_token_claims: 'granted' });
+    const updated = json<ClientJson>(
+      await idp([
+        'clients',
+        'update',
+        added.clientId,
+        '--id-token-claims',
+        'minimal',
+        '--id-token-signed-response-alg',
+        'RS256',
+        '--require-par',
+        '--dpop-bound',
+        '--json',
+      ]),
+    );
+    expect(updated).toMatchObject({ idTokenSignedResponseAlg: 'RS256', idTokenClaims: 'minimal', requirePar: true, dpopBound: true });
+    const shown = await idp(['clients', 'show', added.clientId]);
+    expect(shown.stdout).toMatch(/id_token_signed_response_alg\s+RS256/);
+    expect(shown.stdout).toMatch(/id_token_claims\s+minimal/);
+    expect(shown.stdout).toMatch(/require_par\s+yes/);
   });
 
   it('adds a public first-party client without a secret, taking --scope space-separated or repeated', async () => {
@@ -210,12 +254,55 @@ describe('idp clients', { timeout: 60_000 }, () => {
     {
       what: 'an ftp redirect URI',
       args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'ftp://x'],
-      message: /redirectUris\.0: must use https/,
+      message: /^idp: --redirect-uri "ftp:\/\/x": must use https/,
     },
     {
       what: 'http on a non-loopback host',
       args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://example.com/cb'],
-      message: /redirectUris\.0: must use https \(http is allowed only for localhost/,
+      message: /--redirect-uri "http:\/\/example.com\/cb": must use https \(http is allowed only for localhost/,
+    },
+    // Every flag that takes a URI names itself and the value when the value is no URI at all.
+    ...[
+      ['--redirect-uri', 'not-a-uri'],
+      ['--post-logout-redirect-uri', 'not a uri'],
+      ['--backchannel-logout-uri', '//no-scheme'],
+      ['--frontchannel-logout-uri', 'https//typo'],
+    ].map(([flag, value]) => ({
+      what: `a malformed ${flag}`,
+      args: (m: string) => [
+        'clients',
+        'add',
+        '--name',
+        m,
+        ...(flag === '--redirect-uri' ? [] : ['--redirect-uri', 'http://127.0.0.1/cb']),
+        flag!,
+        value!,
+      ],
+      message: new RegExp(`^idp: ${flag} ${JSON.stringify(value).replaceAll('/', '\\/')}: must be an absolute URL\n$`),
+    })),
+    {
+      what: 'a second, malformed --redirect-uri',
+      args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://127.0.0.1/cb', '--redirect-uri', 'nope'],
+      message: /^idp: --redirect-uri "nope": must be an absolute URL$/m,
+    },
+    {
+      what: 'an unknown ID token algorithm',
+      args: (m: string) => [
+        'clients',
+        'add',
+        '--name',
+        m,
+        '--redirect-uri',
+        'http://127.0.0.1/cb',
+        '--id-token-signed-response-alg',
+        'HS256',
+      ],
+      message: /^idp: --id-token-signed-response-alg "HS256": must be one of RS256, ES256/,
+    },
+    {
+      what: 'an unknown ID token claims mode',
+      args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://127.0.0.1/cb', '--id-token-claims', 'all'],
+      message: /^idp: --id-token-claims "all": must be one of granted, minimal/,
     },
     {
       what: 'an unknown flag',
@@ -225,17 +312,17 @@ describe('idp clients', { timeout: 60_000 }, () => {
     {
       what: 'an unknown scope',
       args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://127.0.0.1/cb', '--scope', 'phone'],
-      message: /scopes\.0: must be one of/,
+      message: /--scope "phone": must be one of/,
     },
     {
       what: 'an unknown subject type',
       args: (m: string) => ['clients', 'add', '--name', m, '--redirect-uri', 'http://127.0.0.1/cb', '--subject-type', 'weird'],
-      message: /subjectType: must be pairwise or public/,
+      message: /--subject-type "weird": must be pairwise or public/,
     },
     {
       what: 'a missing --name',
       args: (m: string) => ['clients', 'add', '--redirect-uri', `http://127.0.0.1:8080/${m}`],
-      message: /name: a name is required/,
+      message: /--name "": a name is required/,
     },
     {
       what: 'an unknown command',
@@ -275,7 +362,7 @@ describe('idp clients', { timeout: 60_000 }, () => {
       expect(result.stderr).toMatch(oneLine);
       expect(JSON.parse(result.stderr)).toEqual({ error: expect.any(String), exitCode: code });
     }
-    expect(JSON.parse(invalid.stderr).error).toMatch(/^redirectUris\.0: must use https/);
+    expect(JSON.parse(invalid.stderr).error).toMatch(/^--redirect-uri "ftp:\/\/x": must use https/);
     expect(JSON.parse(unknownFlag.stderr).error).toMatch(/^Unknown option '--bogus'/);
     expect(JSON.parse(missing.stderr).error).toBe(`no client with id ${marker}`);
     expect(await clientRowsMentioning(marker)).toBe(0);

@@ -1,4 +1,13 @@
-import { listClients, getClient, registerClient, rotateClientSecret, updateClient, type ClientView } from '../../clients/store.js';
+import {
+  clientRegistrationSchema,
+  clientUpdateSchema,
+  getClient,
+  listClients,
+  registerClient,
+  rotateClientSecret,
+  updateClient,
+  type ClientView,
+} from '../../clients/store.js';
 import { z } from 'zod';
 import { recordAuditEvent } from '../../audit/log.js';
 import { setInitialAccessTokenUses } from '../../oidc/artefacts.js';
@@ -6,6 +15,7 @@ import { countedUsesPolicy } from '../../oidc/provider.js';
 import { removeClient } from '../../use-cases/remove-client.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command, OptionSpec, ParsedValues } from '../command.js';
+import { parseFlags, withFlagErrors, type FlagInput } from '../flags.js';
 import { describeRecord, describeTable } from '../output.js';
 
 const metadataOptions: OptionSpec = {
@@ -18,6 +28,29 @@ const metadataOptions: OptionSpec = {
   'subject-type': { type: 'string' },
   'grant-type': { type: 'string', multiple: true },
   'first-party': { type: 'boolean' },
+  'id-token-signed-response-alg': { type: 'string' },
+  'id-token-claims': { type: 'string' },
+  'require-par': { type: 'boolean' },
+  'dpop-bound': { type: 'boolean' },
+};
+
+/** The flag behind each field of the client schemas, for messages in the operator's terms. */
+const flagOf: Record<string, string> = {
+  name: '--name',
+  redirectUris: '--redirect-uri',
+  postLogoutRedirectUris: '--post-logout-redirect-uri',
+  backchannelLogoutUri: '--backchannel-logout-uri',
+  frontchannelLogoutUri: '--frontchannel-logout-uri',
+  scopes: '--scope',
+  subjectType: '--subject-type',
+  grantTypes: '--grant-type',
+  firstParty: '--first-party',
+  public: '--public',
+  authMethod: '--auth-method',
+  idTokenSignedResponseAlg: '--id-token-signed-response-alg',
+  idTokenClaims: '--id-token-claims',
+  requirePar: '--require-par',
+  dpopBound: '--dpop-bound',
 };
 
 /** --scope may be repeated or space/comma separated: --scope "openid profile". */
@@ -31,12 +64,19 @@ function metadataFromFlags(values: ParsedValues) {
     name: values['name'] as string | undefined,
     redirectUris: values['redirect-uri'] as string[] | undefined,
     postLogoutRedirectUris: values['post-logout-redirect-uri'] as string[] | undefined,
-    scopes: splitList(values['scope']) as never,
-    subjectType: values['subject-type'] as never,
-    grantTypes: splitList(values['grant-type']) as never,
+    scopes: splitList(values['scope']),
+    subjectType: values['subject-type'],
+    grantTypes: splitList(values['grant-type']),
     firstParty: values['first-party'] as boolean | undefined,
+    idTokenSignedResponseAlg: values['id-token-signed-response-alg'],
+    idTokenClaims: values['id-token-claims'],
+    requirePar: values['require-par'] as boolean | undefined,
+    dpopBound: values['dpop-bound'] as boolean | undefined,
   };
 }
+
+/** Drops fields no flag set, so the schema's defaults apply and updates touch only what was given. */
+const given = (fields: Record<string, unknown>) => Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 
 function clientText(client: ClientView, secret?: string): string {
   const lines = describeRecord({
@@ -51,6 +91,10 @@ function clientText(client: ClientView, secret?: string): string {
     grant_types: client.grantTypes,
     subject_type: client.subjectType,
     first_party: client.firstParty ? 'yes (no consent page)' : 'no',
+    id_token_signed_response_alg: client.idTokenSignedResponseAlg,
+    id_token_claims: client.idTokenClaims === 'granted' ? 'granted (the claims of the granted scopes)' : 'minimal (sub only)',
+    require_par: client.requirePar ? 'yes' : 'no',
+    dpop_bound: client.dpopBound ? 'yes (access tokens only with DPoP)' : 'no',
     created_at: client.createdAt,
   });
   return secret ? `${lines}\n\nclient_secret  ${secret}\nThe secret is shown only now. Store it in the service's secret store.` : lines;
@@ -70,21 +114,24 @@ export const clientCommands: Command[] = [
   {
     name: 'clients add',
     usage:
-      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--frontchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party]',
+      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--frontchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par] [--dpop-bound]',
     summary: 'register a service; prints its client_id and (once) its secret',
     options: { ...metadataOptions, public: { type: 'boolean' }, 'auth-method': { type: 'string' } },
     async run(runtime, values) {
-      const { client, clientSecret } = await registerClient(
-        runtime.db,
-        {
+      const input: FlagInput = {
+        flagOf,
+        values: given({
           ...metadataFromFlags(values),
           name: (values['name'] as string | undefined) ?? '',
-          backchannelLogoutUri: values['backchannel-logout-uri'] as string | undefined,
-          frontchannelLogoutUri: values['frontchannel-logout-uri'] as string | undefined,
+          backchannelLogoutUri: values['backchannel-logout-uri'],
+          frontchannelLogoutUri: values['frontchannel-logout-uri'],
           public: values['public'] === true,
-          authMethod: values['auth-method'] as never,
-        },
-        await runtime.clientValidator(),
+          authMethod: values['auth-method'],
+        }),
+      };
+      const registration = parseFlags(clientRegistrationSchema, input);
+      const { client, clientSecret } = await withFlagErrors(input, async () =>
+        registerClient(runtime.db, registration, await runtime.clientValidator()),
       );
       await recordAuditEvent(runtime.db, { event: 'client.added', outcome: 'success', actor: 'admin', clientId: client.clientId });
       return { json: { ...client, clientSecret: clientSecret ?? null }, text: clientText(client, clientSecret) };
@@ -126,23 +173,23 @@ export const clientCommands: Command[] = [
   {
     name: 'clients update',
     usage:
-      'idp clients update <client_id> [--name ..] [--redirect-uri ..].. [--backchannel-logout-uri <uri>|""] [--scope ..].. [--grant-type ..].. [--subject-type ..] [--first-party|--no-first-party]',
+      'idp clients update <client_id> [--name ..] [--redirect-uri ..].. [--backchannel-logout-uri <uri>|""] [--scope ..].. [--grant-type ..].. [--subject-type ..] [--first-party|--no-first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par|--no-require-par] [--dpop-bound|--no-dpop-bound]',
     summary: 'change a service; list flags replace the whole list',
     options: metadataOptions,
     positionals: ['client_id'],
     async run(runtime, values, [clientId]) {
       const backchannel = values['backchannel-logout-uri'] as string | undefined;
       const frontchannel = values['frontchannel-logout-uri'] as string | undefined;
-      const client = await updateClient(
-        runtime.db,
-        clientId!,
-        {
+      const input: FlagInput = {
+        flagOf,
+        values: given({
           ...metadataFromFlags(values),
           backchannelLogoutUri: backchannel === '' ? null : backchannel,
           frontchannelLogoutUri: frontchannel === '' ? null : frontchannel,
-        },
-        await runtime.clientValidator(),
-      );
+        }),
+      };
+      const changes = parseFlags(clientUpdateSchema, input);
+      const client = await withFlagErrors(input, async () => updateClient(runtime.db, clientId!, changes, await runtime.clientValidator()));
       await recordAuditEvent(runtime.db, { event: 'client.updated', outcome: 'success', actor: 'admin', clientId: client.clientId });
       return { json: client, text: clientText(client) };
     },
