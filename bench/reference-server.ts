@@ -21,9 +21,9 @@ import argon2 from 'argon2';
 import Provider, { type Adapter, type Configuration } from 'oidc-provider';
 import { claimsByScope, supportedScopes } from '../src/accounts/claims.js';
 import { loadConfig } from '../src/config.js';
-import { loadExistingGrant } from '../src/oidc/provider.js';
+import { existingGrantLoader } from '../src/oidc/grants.js';
 import type { Fixtures } from './lib/fixtures.js';
-import { MapAdapter } from './lib/memory-adapter.js';
+import { findAccountGrant, MapAdapter } from './lib/memory-adapter.js';
 
 const port = Number(process.env['PORT'] ?? 3100);
 const issuer = `http://127.0.0.1:${port}`;
@@ -106,7 +106,7 @@ const configuration: Configuration = {
     return client.grantTypeAllowed('refresh_token');
   },
   // The same first-party consent policy as ours, so both do the same protocol work.
-  loadExistingGrant,
+  loadExistingGrant: existingGrantLoader(findAccountGrant),
   ttl: {
     AccessToken: ttl.accessToken,
     AuthorizationCode: ttl.authorizationCode,

@@ -17,8 +17,8 @@ SET id = translate(rtrim(encode(sha256(convert_to(id, 'UTF8')), 'base64'), '='),
     END
 WHERE model NOT IN ('Grant', 'Client');
 
--- Initial access tokens are spent by the 'counted-uses' registration policy; tokens issued
+-- Initial access tokens are spent by the 'registration-rules' registration policy; tokens issued
 -- before it allowed any number of registrations and are now single-use.
 UPDATE oidc_payloads
-SET payload = jsonb_set(payload, '{policies}', '["counted-uses"]'::jsonb)
+SET payload = jsonb_set(payload, '{policies}', '["registration-rules"]'::jsonb)
 WHERE model = 'InitialAccessToken';

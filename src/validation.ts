@@ -7,7 +7,10 @@ export function parseOrThrow<T extends z.ZodType>(schema: T, input: unknown): z.
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-    throw new InvalidInput(issue ? `${where}${issue.message}` : 'invalid input', issue?.path.map((part) => (typeof part === 'symbol' ? String(part) : part)));
+    throw new InvalidInput(
+      issue ? `${where}${issue.message}` : 'invalid input',
+      issue?.path.map((part) => (typeof part === 'symbol' ? String(part) : part)),
+    );
   }
   return parsed.data;
 }

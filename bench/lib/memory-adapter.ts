@@ -8,6 +8,13 @@ interface Entry {
 const entries = new Map<string, Entry>();
 const sessionIdsByUid = new Map<string, string>();
 const keysByGrant = new Map<string, Set<string>>();
+const grantsByAccountAndClient = new Map<string, string>();
+
+/** The newest grant of an account to a client: the same lookup our Postgres query makes (oidc/artefacts.ts). */
+export async function findAccountGrant(accountId: string, clientId: string): Promise<string | undefined> {
+  const id = grantsByAccountAndClient.get(`${accountId}\0${clientId}`);
+  return id && entries.has(`Grant:${id}`) ? id : undefined;
+}
 const grantable = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
 /** Expired entries go every 10 s, as Postgres rows go with our sweeper. */
@@ -32,6 +39,7 @@ export class MapAdapter implements Adapter {
     const key = this.key(id);
     entries.set(key, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
     if (this.model === 'Session' && payload.uid) sessionIdsByUid.set(payload.uid, id);
+    if (this.model === 'Grant' && payload.accountId && payload.clientId) grantsByAccountAndClient.set(`${payload.accountId}\0${payload.clientId}`, id);
     if (grantable.has(this.model) && payload.grantId) {
       let keys = keysByGrant.get(payload.grantId);
       if (!keys) keysByGrant.set(payload.grantId, (keys = new Set()));

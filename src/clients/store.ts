@@ -182,7 +182,8 @@ function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration 
     authMethod: metadata['token_endpoint_auth_method'] as ParsedRegistration['authMethod'],
     grantTypes: (metadata['grant_types'] as ParsedRegistration['grantTypes'] | undefined) ?? ['authorization_code'],
     firstParty: metadata['first_party'] === true,
-    idTokenSignedResponseAlg: (metadata['id_token_signed_response_alg'] as ParsedRegistration['idTokenSignedResponseAlg'] | undefined) ?? 'RS256',
+    idTokenSignedResponseAlg:
+      (metadata['id_token_signed_response_alg'] as ParsedRegistration['idTokenSignedResponseAlg'] | undefined) ?? 'RS256',
     idTokenClaims: (metadata['id_token_claims'] as ParsedRegistration['idTokenClaims'] | undefined) ?? 'granted',
     requirePar: metadata['require_pushed_authorization_requests'] === true,
     dpopBound: metadata['dpop_bound_access_tokens'] === true,

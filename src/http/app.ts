@@ -21,6 +21,7 @@ import { accountRoutes } from './account/routes.js';
 import { emailLinkRoutes } from './email-links.js';
 import { languageRoutes } from './language.js';
 import { passwordResetRoutes } from './password-reset.js';
+import { acceptPostedRequests } from './post-requests.js';
 import type { SelfServiceDeps } from './self-service.js';
 import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
@@ -151,6 +152,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(account.routes()).use(account.allowedMethods(methodErrors));
   app.use(emailLinks.routes()).use(emailLinks.allowedMethods(methodErrors));
   app.use(passwordReset.routes()).use(passwordReset.allowedMethods(methodErrors));
+  app.use(acceptPostedRequests(providerRoutes));
   app.use(tokenEndpointThrottle(throttle, providerRoutes));
   app.use(frontChannelLogout(provider, db, config.issuer));
   app.use(mount(provider));

@@ -4,17 +4,21 @@ import type { z } from 'zod';
 import { assertCsrfToken } from './csrf.js';
 import { PageError } from './errors.js';
 
+/** A urlencoded-form parser of at most `limit`; a body that does not decode (bad Content-Encoding, broken gzip) is the client's mistake (400). */
+export function formParser(limit: string) {
+  return bodyParser({
+    enableTypes: ['form'],
+    formLimit: limit,
+    encoding: 'utf-8',
+    onError(error) {
+      const status = (error as { status?: number }).status;
+      throw status && status >= 400 && status < 500 ? error : new PageError('validation.form');
+    },
+  });
+}
+
 /** urlencoded forms only, small: every form of the hosted pages fits in 16 kB. */
-export const formBody = bodyParser({
-  enableTypes: ['form'],
-  formLimit: '16kb',
-  encoding: 'utf-8',
-  // A body that does not decode (bad Content-Encoding, broken gzip) is the client's mistake.
-  onError(error) {
-    const status = (error as { status?: number }).status;
-    throw status && status >= 400 && status < 500 ? error : new PageError('validation.form');
-  },
-});
+export const formBody = formParser('16kb');
 
 /**
  * Reads a posted form: first its shape (strings of sane length; what the values must look

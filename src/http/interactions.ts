@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
 import { errors as oidcErrors, type InteractionResults } from 'oidc-provider';
 import { z } from 'zod';
 import { describeScopes } from '../accounts/claims.js';
@@ -39,6 +40,18 @@ const registrationFields = z.object({
     .refine((name) => !name.includes('\u0000')),
 });
 const csrfOnlyForm = z.object({ _csrf: z.string().max(200).optional() });
+
+/**
+ * What the consent page asks about: what the service asks for and has not been given (a
+ * grant the person made earlier covers the rest), or everything it asks for when it asked
+ * for the question again (prompt=consent).
+ */
+function scopesToAsk(details: Awaited<ReturnType<Provider['interactionDetails']>>): string[] {
+  const requested = String(details.params['scope'] ?? 'openid').split(' ');
+  const missing = (details.prompt.details as { missingOIDCScope?: string[] }).missingOIDCScope ?? [];
+  if (details.prompt.reasons.includes('consent_prompt') || missing.length === 0) return requested;
+  return requested.filter((scope) => missing.includes(scope));
+}
 
 /**
  * The hosted login, registration and consent pages. They talk to oidc-provider only through
@@ -136,8 +149,12 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       return;
     }
     if (details.prompt.name === 'consent') {
-      const requested = String(details.params['scope'] ?? 'openid').split(' ');
-      renderPage(ctx, 'consent', { title: 'consent.title', uid: details.uid, clientName, disclosures: describeScopes(requested) });
+      renderPage(ctx, 'consent', {
+        title: 'consent.title',
+        uid: details.uid,
+        clientName,
+        disclosures: describeScopes(scopesToAsk(details)),
+      });
       return;
     }
     throw new PageError('error.stepUnsupported');

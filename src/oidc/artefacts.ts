@@ -55,6 +55,16 @@ export async function listGrantedServices(db: Queryable, accountId: string): Pro
   });
 }
 
+/** The newest live grant of the account to a service, given in whatever session. */
+export async function latestGrantId(db: Queryable, accountId: string, clientId: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM oidc_payloads WHERE model = 'Grant' AND account_id = $1 AND client_id = $2 AND ${live}
+     ORDER BY (payload->>'iat')::bigint DESC LIMIT 1`,
+    [accountId, clientId],
+  );
+  return rows[0]?.id;
+}
+
 /** Services the account has a live sign-in session with. */
 export async function sessionClientIds(db: Queryable, accountId: string): Promise<string[]> {
   const { rows } = await db.query<{ client_id: string }>(

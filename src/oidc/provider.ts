@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
@@ -8,9 +8,14 @@ import { recordAuditEvent } from '../audit/log.js';
 import { clientSecretMatches } from '../security/client-secrets.js';
 import type { MetadataValidator } from '../clients/store.js';
 import { InvalidInput } from '../errors.js';
+import { grantTypes } from '../clients/store.js';
 import { createAdapterFactory } from './adapter.js';
-import { returnInitialAccessTokenUse, spendInitialAccessTokenUse } from './artefacts.js';
+import { latestGrantId } from './artefacts.js';
+import { extraClientMetadata } from './client-metadata.js';
+import { existingGrantLoader } from './grants.js';
+import { registrationPolicies, returnSpentUse } from './registration-policy.js';
 import { accountClaims, claimsByScope, supportedScopes } from '../accounts/claims.js';
+import { languages } from '../i18n/catalogue.js';
 import { loadSigningKeys } from './keys.js';
 import { loadServerSecrets } from './secrets.js';
 
@@ -45,73 +50,6 @@ export const providerRoutes = {
   userinfo: '/me',
 } as const;
 
-/** The registration policy every initial access token carries: it spends one of the token's uses. */
-export const countedUsesPolicy = 'counted-uses';
-
-const loopbackRedirectHosts = new Set(['127.0.0.1', '[::1]']);
-
-/**
- * What a service registering itself may use as a redirect or logout URI: https, or for a
- * native app a loopback IP literal over http (RFC 8252 §7.3; `localhost` is not recommended
- * there, §8.3) or a private-use scheme in reverse-domain form (§7.1). Administrators
- * registering services through the CLI may also use http://localhost for development.
- */
-function acceptableForRegistration(uri: unknown, native: boolean): boolean {
-  if (typeof uri !== 'string') return false;
-  const url = URL.parse(uri);
-  if (!url) return false;
-  if (url.protocol === 'https:') return true;
-  if (!native) return false;
-  if (url.protocol === 'http:') return loopbackRedirectHosts.has(url.hostname);
-  return /^[a-z][a-z0-9+-]*\.[a-z0-9.+-]+:$/.test(url.protocol);
-}
-
-/** Dynamic registration's rules on top of oidc-provider's: https only (loopback for native apps) and pairwise subjects. */
-function enforceRegistrationPolicy(metadata: Record<string, unknown>): void {
-  const native = metadata['application_type'] === 'native';
-  for (const uri of (metadata['redirect_uris'] as unknown[] | undefined) ?? []) {
-    if (!acceptableForRegistration(uri, native)) {
-      throw new errors.InvalidRedirectUri(
-        'redirect_uris must use https (native apps: http on 127.0.0.1 or [::1], or a private-use scheme)',
-      );
-    }
-  }
-  for (const uri of (metadata['post_logout_redirect_uris'] as unknown[] | undefined) ?? []) {
-    if (!acceptableForRegistration(uri, native)) throw new errors.InvalidClientMetadata('post_logout_redirect_uris must use https');
-  }
-  for (const key of ['backchannel_logout_uri', 'frontchannel_logout_uri', 'initiate_login_uri']) {
-    if (metadata[key] !== undefined && !acceptableForRegistration(metadata[key], false)) {
-      throw new errors.InvalidClientMetadata(`${key} must use https`);
-    }
-  }
-  // A service registering itself never gets the account id as sub: it could correlate people with other services.
-  metadata['subject_type'] = 'pairwise';
-}
-
-export function isFirstParty(client: { [key: string]: unknown } | undefined): boolean {
-  return client?.['first_party'] === true;
-}
-
-/** Requested OIDC scopes the client is registered for; the ones a first-party client gets without asking. */
-function permittedScopes(requested: string, clientScope: string | undefined): string[] {
-  const allowed = new Set((clientScope ?? '').split(' '));
-  return requested.split(' ').filter((scope) => allowed.has(scope));
-}
-
-/** First-party services skip the consent page: their grant is created (or topped up) here. */
-export const loadExistingGrant: NonNullable<Configuration['loadExistingGrant']> = async (ctx) => {
-  const { client, session } = ctx.oidc;
-  if (!client || !session?.accountId) return undefined;
-  const grantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
-  const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
-  if (!isFirstParty(client as unknown as { [key: string]: unknown })) return existing;
-  const grant = existing ?? new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-  const requested = String(ctx.oidc.params?.['scope'] ?? 'openid');
-  grant.addOIDCScope(permittedScopes(requested, client.scope).join(' '));
-  await grant.save();
-  return grant;
-};
-
 export async function buildProvider(config: Config, db: Database, logger: Logger, pages: ProviderPages): Promise<BuiltProvider> {
   const [jwks, secrets] = await Promise.all([loadSigningKeys(db, { config, logger }), loadServerSecrets(db, config)]);
 
@@ -126,7 +64,9 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
     },
     scopes: [...supportedScopes],
     claims: Object.fromEntries(Object.entries(claimsByScope).map(([scope, claims]) => [scope, [...claims]])),
-    conformIdTokenClaims: true,
+    // The ID token carries the claims of the granted scopes (what most libraries build their
+    // user from); a service registered with id_token_claims=minimal gets them at userinfo only.
+    conformIdTokenClaims: false,
     subjectTypes: ['public', 'pairwise'],
     responseTypes: ['code'],
     // OIDC requires redirect_uri; omitting it also sent oidc-provider's resume-route error
@@ -141,42 +81,18 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       id_token_signed_response_alg: 'RS256',
       subject_type: 'pairwise',
     },
-    extraClientMetadata: {
-      // Front-channel logout (OIDC Front-Channel Logout 1.0) is not built into oidc-provider 9;
-      // http/frontchannel-logout.ts renders it.
-      properties: ['first_party', 'frontchannel_logout_uri', 'frontchannel_logout_session_required'],
-      validator(ctx, key, value, metadata) {
-        if (
-          key === 'frontchannel_logout_uri' &&
-          value !== undefined &&
-          (typeof value !== 'string' || !/^https?:\/\//.test(value) || !URL.canParse(value))
-        ) {
-          throw new errors.InvalidClientMetadata('frontchannel_logout_uri must be an http(s) URL');
-        }
-        if (key === 'frontchannel_logout_session_required' && value !== undefined && typeof value !== 'boolean') {
-          throw new errors.InvalidClientMetadata('frontchannel_logout_session_required must be a boolean');
-        }
-        if (key === 'first_party') {
-          // ctx is set only when a service registers itself (/reg): the CLI's clients are an administrator's.
-          if (ctx) enforceRegistrationPolicy(metadata);
-          if (value === undefined) metadata['first_party'] = false;
-          else if (typeof value !== 'boolean') throw new TypeError('first_party must be a boolean');
-          // ctx is set only for dynamic registration: a service must not make itself first-party
-          // (and so skip consent); only an admin can.
-          else if (value && ctx) throw new errors.InvalidClientMetadata('first_party can only be set by an administrator');
-        }
-      },
-    },
+    extraClientMetadata,
     // Stable per (sector, account), unlinkable across sectors without the salt.
     async pairwiseIdentifier(_ctx, accountId, client) {
       return createHmac('sha256', secrets.pairwiseSalt).update(`${client.sectorIdentifier}\0${accountId}`).digest('base64url');
     },
-    async findAccount(_ctx, sub) {
+    async findAccount(ctx, sub) {
       const account = await findAccountById(db, sub);
       if (!account) return undefined;
       return {
         accountId: account.id,
-        async claims(_use, _scope, _claims, _rejected) {
+        async claims(use) {
+          if (use === 'id_token' && ctx.oidc?.client?.['id_token_claims'] === 'minimal') return { sub: account.id };
           return accountClaims(account, account.id) as { sub: string };
         },
       };
@@ -194,15 +110,7 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
         enabled: config.dynamicRegistration,
         initialAccessToken: true,
         issueRegistrationAccessToken: true,
-        policies: {
-          // Initial access tokens are single-use unless created with more uses (`idp clients initial-token --uses N`).
-          async [countedUsesPolicy](ctx) {
-            const token = ctx.oidc.entities.InitialAccessToken?.jti;
-            if (!token || !(await spendInitialAccessTokenUse(db, token)))
-              throw new errors.InvalidToken('initial access token already used');
-            ctx.state['spentInitialAccessToken'] = token;
-          },
-        },
+        policies: registrationPolicies(db, () => new Set(grantTypes)),
       },
       // A service may introspect or revoke only tokens issued to itself: one service must not
       // learn about a user's tokens at another.
@@ -211,6 +119,10 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       clientCredentials: { enabled: true },
       backchannelLogout: { enabled: true },
       userinfo: { enabled: true },
+      // RFC 9126: every service may push its request; one registered with --require-par must.
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
+      // RFC 9449: tokens bound to a key the service proves at each use; --dpop-bound makes it mandatory.
+      dPoP: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: (ctx, form) => pages.logoutConfirmation(ctx, form),
@@ -218,12 +130,22 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       },
     },
     renderError: (ctx, out, error) => pages.renderError(ctx, out, error),
+    // What discovery adds to oidc-provider's own: front-channel logout is served by
+    // http/frontchannel-logout.ts, and an omitted flag would tell services it is not.
+    discovery: {
+      frontchannel_logout_supported: true,
+      frontchannel_logout_session_supported: true,
+      ui_locales_supported: [...languages],
+      claims_locales_supported: undefined,
+      service_documentation: undefined,
+      op_policy_uri: config.privacy.policyUrl,
+    },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     rotateRefreshToken: true,
     async issueRefreshToken(_ctx, client) {
       return client.grantTypeAllowed('refresh_token');
     },
-    loadExistingGrant,
+    loadExistingGrant: existingGrantLoader((accountId, clientId) => latestGrantId(db, accountId, clientId)),
     routes: providerRoutes,
     ttl: {
       AccessToken: config.ttl.accessToken,
@@ -277,13 +199,11 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
     }).catch((error: Error) => logger.warn({ err: error.message }, 'could not record grant revocation'));
   });
   // A registration refused after its token's use was spent (invalid metadata) gives the use back.
-  provider.on('registration_create.error', (ctx) => {
-    const token = ctx.state['spentInitialAccessToken'] as string | undefined;
-    if (!token) return;
-    returnInitialAccessTokenUse(db, token).catch((error: Error) =>
-      logger.warn({ err: error.message }, 'could not return an initial access token use'),
-    );
-  });
+  // A registration refused for its metadata gives its token's use back.
+  provider.on(
+    'registration_create.error',
+    returnSpentUse(db, (error) => logger.warn({ err: error.message }, 'could not return an initial access token use')),
+  );
   provider.on('backchannel.error', (_ctx, error, client) =>
     logger.warn({ clientId: client.clientId, err: error.message }, 'back-channel logout failed'),
   );

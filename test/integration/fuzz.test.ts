@@ -680,6 +680,27 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
     }));
   });
 
+  it('/auth (POST): the same parameters in a form body', async () => {
+    await fuzz('POST /auth', () => ({
+      methods: ['POST'],
+      path: fc.constant('/auth'),
+      body: {
+        base: [
+          ['client_id', fx.clientId],
+          ['redirect_uri', fx.redirectUri],
+          ['response_type', 'code'],
+          ['scope', 'openid email'],
+          ['state', 'st'],
+          ['code_challenge', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'],
+          ['code_challenge_method', 'S256'],
+        ],
+        names: ['prompt', 'max_age', 'login_hint', 'nonce', 'ui_locales', 'request_uri', 'dpop_jkt'],
+        good: [fx.clientId, fx.redirectUri, 'none', 'login', 'consent'],
+      },
+      cookies: [fx.sessionCookies],
+    }));
+  });
+
   it('/token', async () => {
     await fuzz('POST /token', () => ({
       methods: ['POST'],

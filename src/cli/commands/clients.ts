@@ -11,7 +11,7 @@ import {
 import { z } from 'zod';
 import { recordAuditEvent } from '../../audit/log.js';
 import { setInitialAccessTokenUses } from '../../oidc/artefacts.js';
-import { countedUsesPolicy } from '../../oidc/provider.js';
+import { registrationPolicy } from '../../oidc/registration-policy.js';
 import { removeClient } from '../../use-cases/remove-client.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command, OptionSpec, ParsedValues } from '../command.js';
@@ -226,7 +226,7 @@ export const clientCommands: Command[] = [
     async run(runtime, values) {
       const { ttl, uses } = parseOrThrow(initialTokenFlags, { ttl: values['ttl'], uses: values['uses'] });
       const provider = await runtime.provider();
-      const token = await new provider.InitialAccessToken({ expiresIn: ttl, policies: [countedUsesPolicy] }).save();
+      const token = await new provider.InitialAccessToken({ expiresIn: ttl, policies: [registrationPolicy] }).save();
       await setInitialAccessTokenUses(runtime.db, token, uses);
       const expiresAt = new Date(Date.now() + ttl * 1000);
       return {

@@ -1,0 +1,41 @@
+import type { Configuration, KoaContextWithOIDC } from 'oidc-provider';
+
+export function isFirstParty(client: { [key: string]: unknown } | undefined): boolean {
+  return client?.['first_party'] === true;
+}
+
+/** Requested OIDC scopes the client is registered for; the ones a first-party client gets without asking. */
+function permittedScopes(requested: string, clientScope: string | undefined): string[] {
+  const allowed = new Set((clientScope ?? '').split(' '));
+  return requested.split(' ').filter((scope) => allowed.has(scope));
+}
+
+/** The newest live grant of an account to a service, wherever it was given (any session, any browser). */
+export type AccountGrantLookup = (accountId: string, clientId: string) => Promise<string | undefined>;
+
+/**
+ * Consent belongs to the person and the service, not to a browser session: oidc-provider's
+ * default finds a grant only through the session, so a person who allowed a service
+ * yesterday, in another browser or before signing out, was asked again. The grant is looked
+ * up through this session first, then per account and service. First-party services skip the
+ * consent page: their grant is created (or topped up) here.
+ */
+export function existingGrantLoader(findAccountGrant: AccountGrantLookup): NonNullable<Configuration['loadExistingGrant']> {
+  return async (ctx: KoaContextWithOIDC) => {
+    const { client, session } = ctx.oidc;
+    if (!client || !session?.accountId) return undefined;
+    const Grant = ctx.oidc.provider.Grant;
+    const sessionGrantId = ctx.oidc.result?.consent?.grantId ?? session.grantIdFor(client.clientId);
+    let existing = sessionGrantId ? await Grant.find(sessionGrantId) : undefined;
+    if (!existing) {
+      const accountGrantId = await findAccountGrant(session.accountId, client.clientId);
+      existing = accountGrantId ? await Grant.find(accountGrantId) : undefined;
+    }
+    if (!isFirstParty(client as unknown as { [key: string]: unknown })) return existing;
+    const grant = existing ?? new Grant({ clientId: client.clientId, accountId: session.accountId });
+    const requested = String(ctx.oidc.params?.['scope'] ?? 'openid');
+    grant.addOIDCScope(permittedScopes(requested, client.scope).join(' '));
+    await grant.save();
+    return grant;
+  };
+}
