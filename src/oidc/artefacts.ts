@@ -254,6 +254,25 @@ export async function returnInitialAccessTokenUse(db: Queryable, token: string):
   );
 }
 
+// --- Replay detection (DPoP proofs, client assertions) ---
+
+/**
+ * Records that a one-time value (a DPoP proof's or a client assertion's jti) was seen, in one
+ * statement: true for the first caller, false for every later one while the record lives,
+ * concurrent callers included. oidc-provider's own check reads, then writes: two requests
+ * with the same proof in flight could both pass it.
+ */
+export async function recordFirstUse(db: Queryable, id: string, iss: string, expiresInSeconds: number): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `INSERT INTO oidc_payloads (model, id, payload, expires_at)
+     VALUES ('ReplayDetection', $1, jsonb_build_object('iss', $2::text, 'kind', 'ReplayDetection'), now() + make_interval(secs => $3::int))
+     ON CONFLICT (model, id) DO UPDATE SET payload = EXCLUDED.payload, expires_at = EXCLUDED.expires_at
+       WHERE oidc_payloads.expires_at <= now()`,
+    [storedId('ReplayDetection', id), iss, Math.max(1, Math.ceil(expiresInSeconds))],
+  );
+  return rowCount === 1;
+}
+
 // --- Housekeeping ---
 
 /**

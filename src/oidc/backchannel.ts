@@ -9,8 +9,7 @@ import {
   onDeliveryQueued,
   type LogoutDelivery,
 } from '../logout/deliveries.js';
-
-type SendLogoutToken = (this: InstanceType<Provider['Client']>, accountId: string, sid: string | undefined) => Promise<void>;
+import { takeOverBackchannelLogout } from './internals.js';
 
 export interface DeliveryOptions {
   pollSeconds: number;
@@ -41,12 +40,9 @@ export function installDurableBackchannelLogout(
   logger: Logger,
   options: DeliveryOptions,
 ): DeliveryWorker {
-  const prototype = provider.Client.prototype as unknown as { backchannelLogout: SendLogoutToken; includeSid: () => boolean };
-  const sendLogoutToken = prototype.backchannelLogout;
-  prototype.backchannelLogout = async function queueLogoutToken(accountId, sid) {
+  const sendLogoutToken = takeOverBackchannelLogout(provider, async function queueLogoutToken(accountId, sid) {
     await enqueueLogoutDelivery(db, { clientId: this.clientId, accountId, sid, reason: 'session_ended' });
-  };
-  prototype.includeSid = () => true;
+  });
 
   async function deliver(delivery: LogoutDelivery): Promise<void> {
     const client = await provider.Client.find(delivery.clientId);

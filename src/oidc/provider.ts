@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
@@ -10,9 +10,10 @@ import type { MetadataValidator } from '../clients/store.js';
 import { InvalidInput } from '../errors.js';
 import { grantTypes } from '../clients/store.js';
 import { createAdapterFactory } from './adapter.js';
-import { latestGrantId } from './artefacts.js';
+import { latestGrantId, recordFirstUse } from './artefacts.js';
 import { extraClientMetadata } from './client-metadata.js';
 import { existingGrantLoader } from './grants.js';
+import { compareClientSecretsBy, replaceReplayDetection } from './internals.js';
 import { registrationPolicies, returnSpentUse } from './registration-policy.js';
 import { accountClaims, claimsByScope, supportedScopes } from '../accounts/claims.js';
 import { languages } from '../i18n/catalogue.js';
@@ -177,13 +178,10 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
   };
 
   const provider = new Provider(config.issuer, configuration);
-  // Stored secrets are digests (security/client-secrets.ts): compare the presented secret's digest.
-  (provider.Client.prototype as unknown as { compareClientSecret(actual: string): boolean }).compareClientSecret = function (
-    this: { clientSecret?: string },
-    actual: string,
-  ) {
-    return clientSecretMatches(this.clientSecret, actual);
-  };
+  compareClientSecretsBy(provider, clientSecretMatches);
+  replaceReplayDetection(provider, (iss, jti, exp) =>
+    recordFirstUse(db, createHash('sha256').update(`${iss}${jti}`).digest('base64url'), iss, exp - Math.floor(Date.now() / 1000)),
+  );
   // Mounted in the outer app, requests carry its proxy settings; the provider's own app gets the same.
   provider.proxy = config.trustProxy;
   provider.maxIpsCount = config.trustedProxyHops;

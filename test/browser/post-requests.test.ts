@@ -103,10 +103,7 @@ describe.skipIf(chromiumMissing)('requests a service posts from another site', (
     };
     await page.goto(`${rpOrigin}/sign-out`);
     await page.waitForSelector('button[name="logout"]');
-    await Promise.all([
-      page.waitForURL(`${rpOrigin}/signed-out**`),
-      page.click('button[name="logout"]'),
-    ]);
+    await Promise.all([page.waitForURL(`${rpOrigin}/signed-out**`), page.click('button[name="logout"]')]);
     expect(new URL(page.url()).searchParams.get('state')).toBe('bye');
     await context.close();
   });

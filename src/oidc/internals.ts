@@ -1,0 +1,61 @@
+import type Provider from 'oidc-provider';
+// oidc-provider exports no way to change its signing keys after it was built; this is the
+// function its constructor runs with the `jwks` configuration (lib/helpers/initialize_keystore.js).
+import initializeKeyStore from 'oidc-provider/lib/helpers/initialize_keystore.js';
+
+/**
+ * Every reach into oidc-provider beyond its documented configuration, in one place, each
+ * with the reason. test/unit/oidc-internals.test.ts checks that each member is still there,
+ * so an upgrade that moves one fails a test instead of a sign-in.
+ */
+
+type Client = InstanceType<Provider['Client']>;
+type SendLogoutToken = (this: Client, accountId: string, sid: string | undefined) => Promise<void>;
+
+interface ClientInternals {
+  backchannelLogout: SendLogoutToken;
+  includeSid: () => boolean;
+  compareClientSecret(actual: string): boolean;
+}
+
+const clientPrototype = (provider: Provider) => provider.Client.prototype as unknown as ClientInternals;
+
+/**
+ * Client secrets are stored as digests (security/client-secrets.ts): oidc-provider compares
+ * the presented secret with the stored value, so the comparison must digest it first.
+ */
+export function compareClientSecretsBy(provider: Provider, matches: (stored: string | undefined, presented: string) => boolean): void {
+  clientPrototype(provider).compareClientSecret = function (this: { clientSecret?: string }, actual: string) {
+    return matches(this.clientSecret, actual);
+  };
+}
+
+/**
+ * oidc-provider sends back-channel logout tokens inline, while the person waits; the durable
+ * queue (backchannel.ts) takes the send over and calls oidc-provider's own send from its
+ * worker. Returns that original send. Also puts `sid` in every ID token, not only for
+ * back-channel clients, so every service can match logout tokens to sessions.
+ */
+export function takeOverBackchannelLogout(provider: Provider, queue: SendLogoutToken): SendLogoutToken {
+  const prototype = clientPrototype(provider);
+  const send = prototype.backchannelLogout;
+  prototype.backchannelLogout = queue;
+  prototype.includeSid = () => true;
+  return send;
+}
+
+/**
+ * ReplayDetection.unique (DPoP proofs, client assertions) reads, then writes: two requests
+ * with the same proof in flight both passed. Replaced by one atomic statement.
+ */
+export function replaceReplayDetection(provider: Provider, firstUse: (iss: string, jti: string, exp: number) => Promise<boolean>): void {
+  (provider.ReplayDetection as unknown as { unique: typeof firstUse }).unique = firstUse;
+}
+
+/**
+ * Replaces the signing keys of a running provider: the keystore it signs with and the JWKS it
+ * publishes, as its constructor set them. Requests in flight finish with the previous set.
+ */
+export function replaceSigningKeys(provider: Provider, jwks: { keys: unknown[] }): void {
+  initializeKeyStore.call(provider, jwks);
+}
