@@ -99,6 +99,8 @@ const environmentSchema = z.object({
     .int('expected a whole number of seconds')
     .min(0, 'expected zero or more seconds')
     .default(3600),
+  // How often every instance re-reads its signing and cookie keys (rotations apply without a restart).
+  KEY_REFRESH_SECONDS: seconds(10),
   ACCESS_TOKEN_TTL: seconds(3600),
   ID_TOKEN_TTL: seconds(3600),
   REFRESH_TOKEN_TTL: seconds(14 * 24 * 3600),
@@ -168,6 +170,8 @@ export type Config = Readonly<{
   keyEncryptionKeys: readonly Buffer[] | undefined;
   /** How long a rotated-in signing or cookie key is published before it signs. */
   keyActivationDelaySeconds: number;
+  /** How often a running instance re-reads its keys. */
+  keyRefreshSeconds: number;
   ttl: Readonly<{
     accessToken: number;
     idToken: number;
@@ -264,6 +268,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pairwiseSalt: e.PAIRWISE_SALT,
     keyEncryptionKeys: e.KEY_ENCRYPTION_KEY ? Object.freeze(e.KEY_ENCRYPTION_KEY) : undefined,
     keyActivationDelaySeconds: e.KEY_ACTIVATION_DELAY_SECONDS,
+    keyRefreshSeconds: e.KEY_REFRESH_SECONDS,
     ttl: Object.freeze({
       accessToken: e.ACCESS_TOKEN_TTL,
       idToken: e.ID_TOKEN_TTL,

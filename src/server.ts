@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const db = await openDatabase(config, logger);
   await migrate(db, logger);
-  const { app, provider, logoutDeliveries } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, keyRefresh } = await createApp(config, db, logger);
   const stopSweeper = startExpiredRowSweeper(db, logger, {
     intervalSeconds: config.sweepIntervalSeconds,
     batchSize: config.sweepBatchSize,
@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down: finishing in-flight requests');
     stopSweeper();
+    keyRefresh.stop();
     const forceClose = setTimeout(() => server.closeAllConnections(), config.shutdownTimeoutSeconds * 1000);
     forceClose.unref();
     server.closeIdleConnections();

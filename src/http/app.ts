@@ -9,6 +9,7 @@ import { isSecureIssuer, type Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { installDurableBackchannelLogout, type DeliveryWorker } from '../oidc/backchannel.js';
+import { startKeyRefresh, type KeyRefresh } from '../oidc/key-refresh.js';
 import { buildProvider, providerRoutes } from '../oidc/provider.js';
 import { configurePasswordWork } from '../security/password-work.js';
 import { trackServiceUsage } from '../oidc/service-usage.js';
@@ -105,6 +106,8 @@ export interface IdentityApp {
   routePaths: string[];
   /** Sends queued back-channel logout tokens; stop it on shutdown. */
   logoutDeliveries: DeliveryWorker;
+  /** Re-reads signing and cookie keys every KEY_REFRESH_SECONDS; stop it on shutdown. */
+  keyRefresh: KeyRefresh;
 }
 
 /** The request's path through the server, top to bottom. */
@@ -115,13 +118,14 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
       'ALLOW_DATABASE_HELD_KEYS=true: cookie keys or the key-encryption key are kept in the database, so anyone with a database dump can forge sessions and read signing keys; set COOKIE_KEYS and KEY_ENCRYPTION_KEY',
     );
   }
-  const { provider, cookieKeys } = await buildProvider(config, db, logger, providerPages);
+  const { provider, cookieKeys, signingKids } = await buildProvider(config, db, logger, providerPages);
   const logoutDeliveries = installDurableBackchannelLogout(provider, db, logger, { ...config.logoutDelivery, batchSize: 20 });
   // Behind trusted proxies the client is the address the nearest of them saw: the rightmost
   // TRUSTED_PROXY_HOPS entries of X-Forwarded-For, never one the client wrote to its left.
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.trustedProxyHops });
   // Must equal the provider's cookie keys: mounted, it signs cookies with the outer app's keys.
   app.keys = cookieKeys;
+  const keyRefresh = startKeyRefresh({ db, config, logger, provider, app }, { signingKids, cookieKeys });
   registerDatabaseMetrics(db);
   instrumentProvider(provider);
 
@@ -160,5 +164,5 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const routePaths = [
     ...new Set([...routers.flatMap((router) => router.stack.map((layer) => String(layer.path))), ...providerPathTemplates(providerRoutes)]),
   ];
-  return { app, provider, logoutDeliveries, routePaths };
+  return { app, provider, logoutDeliveries, keyRefresh, routePaths };
 }

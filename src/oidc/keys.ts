@@ -218,16 +218,12 @@ export interface LoadSigningKeysOptions {
 
 /**
  * Returns the private JWKS this instance serves and signs with, in signing order (see
- * inSigningOrder). oidc-provider reads it once, at start: a rotation reaches an instance
- * when it restarts (README, "Keys").
+ * inSigningOrder). Read at start and again every KEY_REFRESH_SECONDS (key-refresh.ts), so a
+ * rotation, an activation and a retirement reach every running instance.
  */
 export async function loadSigningKeys(db: Database, options: LoadSigningKeysOptions): Promise<{ keys: JsonWebKey[] }> {
+  // An https issuer without KEY_ENCRYPTION_KEY refuses to start (config.ts) unless told to, and then says so (http/app.ts).
   const { config } = options;
-  if (!config.keyEncryptionKeys && config.issuer.startsWith('https://')) {
-    options.logger?.warn(
-      'KEY_ENCRYPTION_KEY is unset: signing keys are encrypted with a key kept in the same database, which does not protect them in a database dump',
-    );
-  }
   return db.transaction(async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [KEY_LOCK_ID]);
     const ring = await keyRing(tx, config);

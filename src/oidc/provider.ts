@@ -30,6 +30,8 @@ export interface ProviderPages {
 export interface BuiltProvider {
   provider: Provider;
   cookieKeys: string[];
+  /** The kids of the signing keys it was built with, in signing order. */
+  signingKids: string[];
 }
 
 /**
@@ -205,7 +207,7 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
   provider.on('backchannel.error', (_ctx, error, client) =>
     logger.warn({ clientId: client.clientId, err: error.message }, 'back-channel logout failed'),
   );
-  return { provider, cookieKeys: secrets.cookieKeys };
+  return { provider, cookieKeys: secrets.cookieKeys, signingKids: jwks.keys.map((key) => String(key.kid)) };
 }
 
 /** Validates client metadata with oidc-provider's own rules, so the CLI never stores a client the server would reject. */

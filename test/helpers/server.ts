@@ -9,6 +9,7 @@ import { createLogger } from '../../src/logger.js';
 import { clientMetadataValidator } from '../../src/oidc/provider.js';
 import type { MetadataValidator } from '../../src/clients/store.js';
 import type { DeliveryWorker } from '../../src/oidc/backchannel.js';
+import type { KeyRefresh } from '../../src/oidc/key-refresh.js';
 
 /** Settings every test server shares (also for tests that build the app themselves). */
 export const testEnvironment = {
@@ -31,6 +32,7 @@ export interface TestServer {
   db: Database;
   provider: Provider;
   logoutDeliveries: DeliveryWorker;
+  keyRefresh: KeyRefresh;
   server: Server;
   validator: MetadataValidator;
   /** Every path template the app answers. */
@@ -61,7 +63,7 @@ export async function startTestServer(options: { env?: Record<string, string>; d
   });
   const logger = createLogger(config);
   const db = options.db ?? createPostgresDatabase(config.databaseUrl!, { poolMax: 5, logger });
-  const { app, provider, logoutDeliveries, routePaths } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, keyRefresh, routePaths } = await createApp(config, db, logger);
   server.on('request', app.callback());
   return {
     issuer,
@@ -69,12 +71,14 @@ export async function startTestServer(options: { env?: Record<string, string>; d
     db,
     provider,
     logoutDeliveries,
+    keyRefresh,
     server,
     validator: clientMetadataValidator(provider),
     routePaths,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      keyRefresh.stop();
       await logoutDeliveries.stop();
       if (!options.db) await db.close();
     },

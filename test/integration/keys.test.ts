@@ -2,18 +2,16 @@ import { execFile } from 'node:child_process';
 import { createPublicKey, generateKeyPairSync, randomBytes, verify, type JsonWebKey } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { createPostgresDatabase, type Database } from '../../src/db/index.js';
-import { migrate } from '../../src/db/migrate.js';
+import type { Database } from '../../src/db/index.js';
 import { ConfigError } from '../../src/errors.js';
-import { createLogger } from '../../src/logger.js';
 import { decryptJson, envelopeSchema, keyEncryptionKey } from '../../src/oidc/key-encryption.js';
 import { loadSigningKeys } from '../../src/oidc/keys.js';
 import { loadServerSecrets, pruneCookieKeys } from '../../src/oidc/secrets.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
+import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-database.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
@@ -21,42 +19,6 @@ import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
  * Rotation changes which kid signs for every user of a database, and the run's database is
  * shared by files running in parallel: every test here works on a database of its own.
  */
-
-const silent = createLogger({ logLevel: 'silent' });
-const adminUrl = (() => {
-  const url = new URL(inject('databaseUrl'));
-  url.pathname = '/postgres';
-  return url.toString();
-})();
-
-interface ScratchDatabase {
-  url: string;
-  db: Database;
-  drop(): Promise<void>;
-}
-
-async function createScratchDatabase(): Promise<ScratchDatabase> {
-  const name = `idp_keys_${Date.now()}_${randomBytes(3).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const db = createPostgresDatabase(url.toString(), { poolMax: 3, logger: silent });
-  await migrate(db, silent);
-  return {
-    url: url.toString(),
-    db,
-    async drop() {
-      await db.close();
-      const client = new pg.Client({ connectionString: adminUrl });
-      await client.connect();
-      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await client.end();
-    },
-  };
-}
 
 const execFileAsync = promisify(execFile);
 const bin = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
@@ -138,7 +100,7 @@ describe('signing key rotation', { timeout: 120_000 }, () => {
   let client: { clientId: string; clientSecret: string; redirectUri: string };
 
   beforeAll(async () => {
-    scratch = await createScratchDatabase();
+    scratch = await createScratchDatabase('idp_keys');
     env = { DATABASE_URL: scratch.url, KEY_ENCRYPTION_KEY: kek };
   });
   afterAll(async () => {
@@ -305,7 +267,7 @@ describe('signing key rotation', { timeout: 120_000 }, () => {
 describe('keys written before encryption or under another key-encryption key', { timeout: 60_000 }, () => {
   let scratch: ScratchDatabase;
   beforeAll(async () => {
-    scratch = await createScratchDatabase();
+    scratch = await createScratchDatabase('idp_keys');
   });
   afterAll(async () => {
     await scratch?.drop();
@@ -363,7 +325,7 @@ describe('cookie key rotation', { timeout: 60_000 }, () => {
   let scratch: ScratchDatabase;
   const servers: TestServer[] = [];
   beforeAll(async () => {
-    scratch = await createScratchDatabase();
+    scratch = await createScratchDatabase('idp_keys');
   });
   afterAll(async () => {
     for (const server of servers) await server.close();

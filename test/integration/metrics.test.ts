@@ -190,6 +190,7 @@ describe('who may read the metrics', () => {
     // Nothing else may run statements meanwhile: the delivery worker polls, and this test's own
     // reads of the outbox go unobserved, as the workflow's do.
     await server.logoutDeliveries.stop();
+    server.keyRefresh.stop();
     const account = await createTestAccount(server.db);
     const beforeKnown = await requestReset(account.email);
     await withoutQueryMetrics(() => latestMail(server.db, account.email, 'reset_password')); // the work after the response is done
@@ -211,7 +212,7 @@ describe('request log', () => {
       },
     });
     const logger = createLogger({ logLevel: 'info' }, sink);
-    const { app, logoutDeliveries } = await createApp(server.config, server.db, logger);
+    const { app, logoutDeliveries, keyRefresh } = await createApp(server.config, server.db, logger);
     const http = createServer(app.callback());
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     try {
@@ -240,6 +241,7 @@ describe('request log', () => {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await logoutDeliveries.stop();
+      keyRefresh.stop();
     }
   });
 });

@@ -1,12 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { connect } from 'node:net';
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
+import { freePort, killAll, serverScript, startInstance, waitUntilReady, type Instance } from '../helpers/processes.js';
 import { testDatabase } from '../helpers/server.js';
 import { completeAuthorization, formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
 import type { Database } from '../../src/db/index.js';
@@ -17,19 +16,8 @@ import type { RegisteredClient } from '../../src/clients/store.js';
  * behind one issuer as a load balancer would put them. `npm test` builds dist first.
  */
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const serverScript = `${root}dist/server.js`;
 const SHUTDOWN_TIMEOUT_SECONDS = 5;
 const REDIRECT_URI = 'http://127.0.0.1:9900/cb';
-
-interface Instance {
-  name: string;
-  port: number;
-  origin: string;
-  child: ChildProcess;
-  output: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 const children: ChildProcess[] = [];
 let a: Instance;
@@ -37,59 +25,14 @@ let b: Instance;
 let db: Database;
 let registered: RegisteredClient;
 
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise<void>((resolve) => probe.close(() => resolve()));
-  return port;
-}
-
-function startInstance(name: string, port: number, issuer: string): Instance {
-  const child = spawn(process.execPath, [serverScript], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env['PATH'],
-      DATABASE_URL: inject('databaseUrl'),
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      ISSUER: issuer,
-      LOG_LEVEL: 'warn',
-      ALLOW_PRIVATE_NETWORK_FETCH: 'true',
-      LOGIN_MAX_FAILURES_PER_IP: '100000',
-      REGISTRATIONS_PER_IP_PER_HOUR: '100000',
-      TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000',
-      // Low on purpose: the shared-counter test locks an account with failures spread over both.
-      LOGIN_MAX_FAILURES_PER_ACCOUNT: '3',
-      SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_TIMEOUT_SECONDS),
-    },
+function startOne(name: string, port: number, issuer: string): Instance {
+  return startInstance(children, name, {
+    port,
+    issuer,
+    databaseUrl: inject('databaseUrl'),
+    // Low on purpose: the shared-counter test locks an account with failures spread over both.
+    env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '3', SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_TIMEOUT_SECONDS) },
   });
-  children.push(child);
-  const output: string[] = [];
-  child.stdout!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  return { name, port, origin: `http://127.0.0.1:${port}`, child, output, exited };
-}
-
-async function waitUntilReady(instance: Instance, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (instance.child.exitCode !== null) {
-      throw new Error(`${instance.name} exited with ${instance.child.exitCode} during start-up:\n${instance.output.join('')}`);
-    }
-    try {
-      const response = await fetch(`${instance.origin}/readyz`);
-      if (response.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${instance.name} was not ready within ${timeoutMs} ms:\n${instance.output.join('')}`);
 }
 
 /** Resolves true if a new TCP connection to the port is refused. */
@@ -131,17 +74,15 @@ beforeAll(async () => {
   const [portA, portB] = [await freePort(), await freePort()];
   const issuer = `http://127.0.0.1:${portA}`;
   // Started together, as after a deploy: both race to create keys and secrets on first use.
-  a = startInstance('A', portA, issuer);
-  b = startInstance('B', portB, issuer);
+  a = startOne('A', portA, issuer);
+  b = startOne('B', portB, issuer);
   await Promise.all([waitUntilReady(a), waitUntilReady(b)]);
   db = testDatabase();
   registered = await createTestClient(db, async () => {}, { redirectUris: [REDIRECT_URI] });
 }, 60_000);
 
 afterAll(async () => {
-  for (const child of children) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
+  killAll(children);
   await db?.close();
 });
 

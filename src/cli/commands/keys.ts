@@ -8,11 +8,11 @@ const activateImmediately = {
   'activate-immediately': { type: 'boolean' },
 } as const;
 
-// Servers read keys at start (README, "Keys"); the text output says what to do next.
-const restartAdvice = (activatesAt: Date, immediate: boolean) =>
+// Running instances re-read keys every KEY_REFRESH_SECONDS (oidc/key-refresh.ts): no restart.
+const whenItApplies = (activatesAt: Date, immediate: boolean, refreshSeconds: number) =>
   immediate
-    ? 'Restart every instance now: restarted instances sign with the new key.'
-    : `Restart every instance before ${activatesAt.toISOString()} so all publish the new key, and again after it so all sign with it.`;
+    ? `Every running instance applies it within ${refreshSeconds} s (KEY_REFRESH_SECONDS).`
+    : `Every running instance publishes the new key within ${refreshSeconds} s and signs with it from ${activatesAt.toISOString()}.`;
 
 export const keyCommands: Command[] = [
   {
@@ -64,7 +64,7 @@ export const keyCommands: Command[] = [
             : `${key.alg} key ${key.kid}: signs until ${key.retiresAt.toISOString()}, published until ${key.retiredAt.toISOString()}`,
         ),
         ...rotation.deleted.map((kid) => `deleted retired key ${kid}`),
-        restartAdvice(rotation.activatesAt, immediate),
+        whenItApplies(rotation.activatesAt, immediate, runtime.config.keyRefreshSeconds),
       ];
       return { json: rotation, text: lines.join('\n') };
     },
@@ -87,7 +87,7 @@ export const keyCommands: Command[] = [
         json: rotation,
         text: [
           `new cookie key: signs from ${rotation.activatesAt.toISOString()}; ${rotation.keys} keys kept, ${rotation.dropped} dropped`,
-          restartAdvice(rotation.activatesAt, immediate),
+          whenItApplies(rotation.activatesAt, immediate, runtime.config.keyRefreshSeconds),
         ].join('\n'),
       };
     },
