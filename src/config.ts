@@ -109,6 +109,9 @@ const environmentSchema = z.object({
   INTERACTION_TTL: seconds(3600),
   AUTHORIZATION_CODE_TTL: seconds(60),
   CLIENT_CREDENTIALS_TTL: seconds(600),
+  DEVICE_CODE_TTL: seconds(600),
+  // How often a device may poll the token endpoint (RFC 8628 §3.2); faster polls get slow_down.
+  DEVICE_POLL_INTERVAL_SECONDS: seconds(5),
   ALLOW_PRIVATE_NETWORK_FETCH: booleanFromEnv.default(false),
   SWEEP_INTERVAL_SECONDS: seconds(60),
   SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100000).default(5000),
@@ -124,6 +127,8 @@ const environmentSchema = z.object({
   PASSWORD_HASHING_QUEUE_MAX: z.coerce.number().int().min(0).max(10000).default(100),
   PASSWORD_HASHING_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(1).max(60000).default(5000),
   REGISTRATIONS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
+  // Wrong device-flow user codes per IP in LOGIN_FAILURE_WINDOW_SECONDS before it is locked out.
+  USER_CODE_FAILURES_PER_IP: z.coerce.number().int().min(1).default(10),
   TOKEN_FAILURES_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(60),
   DYNAMIC_REGISTRATION: booleanFromEnv.default(false),
   LOGOUT_DELIVERY_POLL_SECONDS: seconds(1),
@@ -181,6 +186,7 @@ export type Config = Readonly<{
     interaction: number;
     authorizationCode: number;
     clientCredentials: number;
+    deviceCode: number;
   }>;
   allowPrivateNetworkFetch: boolean;
   sweepIntervalSeconds: number;
@@ -203,6 +209,7 @@ export type Config = Readonly<{
   auditRetentionDays: number;
   logoutDelivery: Readonly<{ pollSeconds: number; maxAgeSeconds: number }>;
   dynamicRegistration: boolean;
+  devicePollIntervalSeconds: number;
 }>;
 
 export type RateLimits = Readonly<{
@@ -214,6 +221,7 @@ export type RateLimits = Readonly<{
   signInsPerAccountPerMinute: number;
   signInsPerIpPerMinute: number;
   registrationsPerIpPerHour: number;
+  userCodeFailuresPerIp: number;
   tokenFailuresPerIpPerMinute: number;
   /** Verification and email-change requests one signed-in account may make per hour. */
   mailPerAccountPerHour: number;
@@ -278,6 +286,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       interaction: e.INTERACTION_TTL,
       authorizationCode: e.AUTHORIZATION_CODE_TTL,
       clientCredentials: e.CLIENT_CREDENTIALS_TTL,
+      deviceCode: e.DEVICE_CODE_TTL,
     }),
     allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
@@ -291,6 +300,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       signInsPerAccountPerMinute: e.SIGN_INS_PER_ACCOUNT_PER_MINUTE,
       signInsPerIpPerMinute: e.SIGN_INS_PER_IP_PER_MINUTE,
       registrationsPerIpPerHour: e.REGISTRATIONS_PER_IP_PER_HOUR,
+      userCodeFailuresPerIp: e.USER_CODE_FAILURES_PER_IP,
       tokenFailuresPerIpPerMinute: e.TOKEN_FAILURES_PER_IP_PER_MINUTE,
       mailPerAccountPerHour: e.MAIL_PER_ACCOUNT_PER_HOUR,
       mailPerRecipientPerRequesterPerHour: e.MAIL_PER_RECIPIENT_PER_REQUESTER_PER_HOUR,
@@ -312,6 +322,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       emailChangeRevertTtl: e.EMAIL_CHANGE_REVERT_TTL,
     }),
     dynamicRegistration: e.DYNAMIC_REGISTRATION,
+    devicePollIntervalSeconds: e.DEVICE_POLL_INTERVAL_SECONDS,
     logoutDelivery: Object.freeze({ pollSeconds: e.LOGOUT_DELIVERY_POLL_SECONDS, maxAgeSeconds: e.LOGOUT_DELIVERY_MAX_AGE_SECONDS }),
   });
 }

@@ -21,6 +21,7 @@ import { interactionRoutes } from './interactions.js';
 import { accountRoutes } from './account/routes.js';
 import { emailLinkRoutes } from './email-links.js';
 import { languageRoutes } from './language.js';
+import { deviceCodeForm } from './device-code-form.js';
 import { passwordResetRoutes } from './password-reset.js';
 import { acceptPostedRequests } from './post-requests.js';
 import type { SelfServiceDeps } from './self-service.js';
@@ -118,7 +119,10 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
       'ALLOW_DATABASE_HELD_KEYS=true: cookie keys or the key-encryption key are kept in the database, so anyone with a database dump can forge sessions and read signing keys; set COOKIE_KEYS and KEY_ENCRYPTION_KEY',
     );
   }
-  const { provider, cookieKeys, signingKids } = await buildProvider(config, db, logger, providerPages);
+  const throttle = new Throttle(db, config.rateLimits, config.devicePollIntervalSeconds);
+  const { provider, cookieKeys, signingKids } = await buildProvider(config, db, logger, providerPages, {
+    devicePollTooSoon: (deviceCode) => throttle.devicePollTooSoon(deviceCode),
+  });
   const logoutDeliveries = installDurableBackchannelLogout(provider, db, logger, { ...config.logoutDelivery, batchSize: 20 });
   // Behind trusted proxies the client is the address the nearest of them saw: the rightmost
   // TRUSTED_PROXY_HOPS entries of X-Forwarded-For, never one the client wrote to its left.
@@ -137,7 +141,6 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
 
   const health = healthRoutes(db);
   const styles = stylesheetRoute();
-  const throttle = new Throttle(db, config.rateLimits);
   const selfService: SelfServiceDeps = { config, db, provider, throttle, mailer: createMailer(config, db, logger), logger };
   trackServiceUsage(provider, db, logger);
   const interactions = interactionRoutes(selfService);
@@ -158,6 +161,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(passwordReset.routes()).use(passwordReset.allowedMethods(methodErrors));
   app.use(acceptPostedRequests(providerRoutes));
   app.use(tokenEndpointThrottle(throttle, providerRoutes));
+  app.use(deviceCodeForm(provider, throttle, providerRoutes));
   app.use(frontChannelLogout(provider, db, config.issuer));
   app.use(mount(provider));
   const routers = [health, styles, language, publicMetrics, interactions, account, emailLinks, passwordReset];

@@ -19,6 +19,17 @@ const modelsKeyedByReference = new Set(['Grant', 'Client']);
 
 export const digestOf = (value: string) => createHash('sha256').update(value).digest('base64url');
 
+/**
+ * A value the adapter must get back from storage although it is a credential: the device
+ * code, which oidc-provider needs again when the person enters the user code (it finds the
+ * row by that code and saves it under its id) and which an interaction refers to. Sealed with
+ * a key that is not in the database (derived from the cookie keys).
+ */
+export interface Sealer {
+  seal(value: string, purpose: string): unknown;
+  open(sealed: unknown, purpose: string): string | undefined;
+}
+
 /** The id a row of this model is stored under. */
 export function storedId(model: string, id: string): string {
   return modelsKeyedByReference.has(model) ? id : digestOf(id);
@@ -47,11 +58,14 @@ function accountOf(model: string, payload: Payload): string | null {
  * interaction id (also the interaction cookie's value). `restore` puts back what the
  * caller knows again when it looks the row up.
  */
-function sealed(model: string, id: string, payload: Payload): Payload {
+function sealed(model: string, id: string, payload: Payload, sealer: Sealer): Payload {
   if (modelsKeyedByReference.has(model)) return payload;
   const { jti: _jti, userCode: _userCode, ...rest } = payload;
   const stored: Payload = rest;
+  if (model === 'DeviceCode') stored['sealedId'] = sealer.seal(id, 'device code');
   if (model === 'Interaction') {
+    const deviceCode = payload['deviceCode'];
+    if (typeof deviceCode === 'string') (stored as Record<string, unknown>)['deviceCode'] = sealer.seal(deviceCode, 'device code');
     const session = payload['session'] as { cookie?: string } | undefined;
     if (session?.cookie) stored['session'] = { ...session, cookie: digestOf(session.cookie) };
     const returnTo = payload['returnTo'];
@@ -63,19 +77,23 @@ function sealed(model: string, id: string, payload: Payload): Payload {
   return stored;
 }
 
-function restore(model: string, id: string, stored: Payload): Payload {
+function restore(model: string, id: string, stored: Payload, sealer: Sealer): Payload {
   if (modelsKeyedByReference.has(model)) return stored;
-  const { returnToEndsWithId, ...payload } = stored;
+  const { returnToEndsWithId, sealedId: _sealedId, ...payload } = stored;
   if (returnToEndsWithId === true && typeof payload['returnTo'] === 'string') payload['returnTo'] = `${payload['returnTo']}${id}`;
+  if (model === 'Interaction' && payload['deviceCode'] !== undefined)
+    payload['deviceCode'] = sealer.open(payload['deviceCode'], 'device code');
   return { ...payload, jti: id };
 }
+
+const DEVICE_CODE_GRACE_SECONDS = 600;
 
 // Client metadata is read on every token, userinfo and introspection request; keeping it for
 // a few seconds saves a statement each time (bench/RESULTS.md). Changes made through this
 // process apply at once; CLI changes reach running servers within CLIENT_CACHE_MS.
 const CLIENT_CACHE_MS = 5000;
 
-export function createAdapterFactory(db: Database) {
+export function createAdapterFactory(db: Database, sealer: Sealer) {
   const clientCache = new Map<string, { metadata: AdapterPayload; until: number }>();
   return class PostgresAdapter implements Adapter {
     constructor(readonly model: string) {}
@@ -99,6 +117,9 @@ export function createAdapterFactory(db: Database) {
       const full = payload as Payload;
       // Grants are keyed by their own id, so revoking a grant removes the grant row too.
       const grantId = this.model === 'Grant' ? id : (full.grantId ?? null);
+      // A device that polls after its code expired must hear expired_token (RFC 8628 §3.5), which
+      // oidc-provider says only if it still finds the code: the row outlives the code a while.
+      const lifetime = expiresIn === undefined ? null : expiresIn + (this.model === 'DeviceCode' ? DEVICE_CODE_GRACE_SECONDS : 0);
       await db.query(
         `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, client_id, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9::int IS NULL THEN NULL ELSE now() + make_interval(secs => $9::int) END)
@@ -108,14 +129,14 @@ export function createAdapterFactory(db: Database) {
         [
           this.model,
           storedId(this.model, id),
-          sealed(this.model, id, full),
+          sealed(this.model, id, full, sealer),
           grantId,
           full.userCode ? digestOf(full.userCode) : null,
           // A session's uid is its public handle (support tools, sessionUid in tokens), not its cookie.
           full.uid ?? null,
           accountOf(this.model, full),
           full.clientId ?? null,
-          expiresIn ?? null,
+          lifetime,
         ],
       );
     }
@@ -134,7 +155,7 @@ export function createAdapterFactory(db: Database) {
         return rows[0]?.metadata;
       }
       const stored = await this.findWhere('id = $2', storedId(this.model, id));
-      return stored && restore(this.model, id, stored);
+      return stored && restore(this.model, id, stored, sealer);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
@@ -146,7 +167,9 @@ export function createAdapterFactory(db: Database) {
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
       if (!storable(userCode)) return undefined;
       const stored = await this.findWhere('user_code = $2', digestOf(userCode));
-      return stored && { ...stored, userCode };
+      const id = stored && sealer.open(stored['sealedId'], 'device code');
+      // A row whose device code cannot be opened (sealed under a key dropped since) is of no use.
+      return id === undefined ? undefined : { ...restore(this.model, id, stored!, sealer), userCode };
     }
 
     private async findWhere(condition: string, value: string): Promise<Payload | undefined> {

@@ -1,7 +1,10 @@
 import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
 // oidc-provider exports no way to change its signing keys after it was built; this is the
 // function its constructor runs with the `jwks` configuration (lib/helpers/initialize_keystore.js).
 import initializeKeyStore from 'oidc-provider/lib/helpers/initialize_keystore.js';
+// The per-provider internal state (its grant handlers among it), read as oidc-provider itself does.
+import internalState from 'oidc-provider/lib/helpers/weak_cache.js';
 
 /**
  * Every reach into oidc-provider beyond its documented configuration, in one place, each
@@ -58,4 +61,21 @@ export function replaceReplayDetection(provider: Provider, firstUse: (iss: strin
  */
 export function replaceSigningKeys(provider: Provider, jwks: { keys: unknown[] }): void {
   initializeKeyStore.call(provider, jwks);
+}
+
+type GrantHandler = (ctx: KoaContextWithOIDC) => Promise<void>;
+
+/**
+ * Runs `check` before oidc-provider's own handler of a grant type, once the request's
+ * parameters are parsed. For the device grant's slow_down (RFC 8628 §3.5), which
+ * oidc-provider does not send.
+ */
+export function checkBeforeGrant(provider: Provider, grantType: string, check: GrantHandler): void {
+  const handlers = (internalState(provider) as { grantTypeHandlers: Map<string, GrantHandler> }).grantTypeHandlers;
+  const handle = handlers.get(grantType);
+  if (!handle) throw new Error(`oidc-provider has no handler for the ${grantType} grant`);
+  handlers.set(grantType, async (ctx) => {
+    await check(ctx);
+    await handle(ctx);
+  });
 }

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import Provider, { type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
@@ -8,16 +8,18 @@ import { recordAuditEvent } from '../audit/log.js';
 import { clientSecretMatches } from '../security/client-secrets.js';
 import type { MetadataValidator } from '../clients/store.js';
 import { InvalidInput } from '../errors.js';
-import { grantTypes } from '../clients/store.js';
+import { deviceCodeGrant, grantTypes } from '../clients/store.js';
 import { createAdapterFactory } from './adapter.js';
 import { latestGrantId, recordFirstUse } from './artefacts.js';
 import { extraClientMetadata } from './client-metadata.js';
 import { existingGrantLoader } from './grants.js';
-import { compareClientSecretsBy, replaceReplayDetection } from './internals.js';
+import { checkBeforeGrant, compareClientSecretsBy, replaceReplayDetection } from './internals.js';
 import { registrationPolicies, returnSpentUse } from './registration-policy.js';
 import { accountClaims, claimsByScope, supportedScopes } from '../accounts/claims.js';
 import { languages } from '../i18n/catalogue.js';
+import { describeUserAgent } from '../security/user-agent.js';
 import { loadSigningKeys } from './keys.js';
+import { cookieKeySealer } from './sealing.js';
 import { loadServerSecrets } from './secrets.js';
 
 /** Pages oidc-provider renders itself; the http layer supplies them so all pages share one look. */
@@ -25,7 +27,14 @@ export interface ProviderPages {
   renderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, error: Error): Promise<void>;
   logoutConfirmation(ctx: KoaContextWithOIDC, form: string): Promise<void>;
   logoutSuccess(ctx: KoaContextWithOIDC): Promise<void>;
+  /** Device sign-in: the code entry page (again, with the error, after a wrong code). */
+  deviceCodeEntry(ctx: KoaContextWithOIDC, form: string, error: Error | undefined): Promise<void>;
+  deviceCodeConfirmation(ctx: KoaContextWithOIDC, form: string, deviceInfo: DeviceInfo, userCode: string): Promise<void>;
+  deviceDone(ctx: KoaContextWithOIDC): Promise<void>;
 }
+
+/** What a device-flow confirmation page may say about the device: its browser and system, never its address. */
+export type DeviceInfo = { browser: string; os: string };
 
 export interface BuiltProvider {
   provider: Provider;
@@ -53,11 +62,26 @@ export const providerRoutes = {
   userinfo: '/me',
 } as const;
 
-export async function buildProvider(config: Config, db: Database, logger: Logger, pages: ProviderPages): Promise<BuiltProvider> {
+/** What only a serving instance supplies (the CLI builds a provider too, to validate clients and mint tokens). */
+export interface ServingHooks {
+  /** Counts a device's poll; true when it came too soon (the answer is slow_down). */
+  devicePollTooSoon(deviceCode: string): Promise<boolean>;
+}
+
+export async function buildProvider(
+  config: Config,
+  db: Database,
+  logger: Logger,
+  pages: ProviderPages,
+  serving?: ServingHooks,
+): Promise<BuiltProvider> {
   const [jwks, secrets] = await Promise.all([loadSigningKeys(db, { config, logger }), loadServerSecrets(db, config)]);
 
+  // The provider's current cookie keys, which the key refresh replaces after a rotation.
+  const built: { provider?: Provider } = {};
+  const sealer = cookieKeySealer(() => (built.provider?.keys as string[] | undefined) ?? secrets.cookieKeys);
   const configuration: Configuration = {
-    adapter: createAdapterFactory(db),
+    adapter: createAdapterFactory(db, sealer),
     clients: [],
     jwks: jwks as Configuration['jwks'],
     cookies: {
@@ -126,6 +150,18 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false },
       // RFC 9449: tokens bound to a key the service proves at each use; --dpop-bound makes it mandatory.
       dPoP: { enabled: true },
+      // RFC 8628, for TVs and consoles: the person enters at /device the code the device shows.
+      // Eight consonants (BCDF-GHJK): easy to read aloud and to type, no words.
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        deviceInfo: (ctx): DeviceInfo => describeUserAgent(ctx.get('user-agent')),
+        userCodeInputSource: (ctx, form, _out, error) => pages.deviceCodeEntry(ctx, form, error),
+        userCodeConfirmSource: (ctx, form, _client, deviceInfo, userCode) =>
+          pages.deviceCodeConfirmation(ctx, form, deviceInfo as DeviceInfo, userCode),
+        successSource: (ctx) => pages.deviceDone(ctx),
+      },
       rpInitiatedLogout: {
         enabled: true,
         logoutSource: (ctx, form) => pages.logoutConfirmation(ctx, form),
@@ -164,6 +200,7 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
         return config.ttl.refreshToken;
       },
       Interaction: config.ttl.interaction,
+      DeviceCode: config.ttl.deviceCode,
       Session: config.ttl.session,
       Grant: config.ttl.grant,
     },
@@ -180,6 +217,18 @@ export async function buildProvider(config: Config, db: Database, logger: Logger
   };
 
   const provider = new Provider(config.issuer, configuration);
+  built.provider = provider;
+  if (serving) {
+    // RFC 8628 §3.5: a device polling faster than the interval it was given is told to slow down.
+    checkBeforeGrant(provider, deviceCodeGrant, async (ctx) => {
+      const deviceCode = ctx.oidc.params?.['device_code'];
+      if (typeof deviceCode === 'string' && (await serving.devicePollTooSoon(deviceCode))) throw new errors.SlowDown();
+    });
+    // The interval the device must keep (RFC 8628 §3.2); oidc-provider sends none, which means 5 s.
+    provider.on('device_authorization.success', (ctx) => {
+      (ctx.body as Record<string, unknown>)['interval'] = config.devicePollIntervalSeconds;
+    });
+  }
   compareClientSecretsBy(provider, clientSecretMatches);
   replaceReplayDetection(provider, (iss, jti, exp) =>
     recordFirstUse(db, createHash('sha256').update(`${iss}${jti}`).digest('base64url'), iss, exp - Math.floor(Date.now() / 1000)),

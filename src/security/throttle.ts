@@ -95,6 +95,8 @@ export class Throttle {
   private readonly signInsByIp;
   private readonly registrationsByIp;
   private readonly tokenFailuresByIp;
+  private readonly userCodeFailuresByIp;
+  private readonly pollsByDeviceCode;
   private readonly mailRequestsByAccount;
   private readonly resetsByIp;
   private readonly mailByRecipientAndRequester;
@@ -103,13 +105,17 @@ export class Throttle {
   constructor(
     db: Database,
     private readonly limits: RateLimits,
+    devicePollIntervalSeconds = 5,
   ) {
+    // A second of slack: a device polling at exactly the interval must not be told to slow down.
+    this.pollsByDeviceCode = limiter(db, 'device-poll', 1, Math.max(1, devicePollIntervalSeconds - 1));
     this.failuresByAccount = limiter(db, 'login-account', limits.loginFailuresPerAccount, limits.loginFailureWindowSeconds);
     this.failuresByIp = limiter(db, 'login-ip', limits.loginFailuresPerIp, limits.loginFailureWindowSeconds);
     this.signInsByAccount = limiter(db, 'signin-account', limits.signInsPerAccountPerMinute, 60);
     this.signInsByIp = limiter(db, 'signin-ip', limits.signInsPerIpPerMinute, 60);
     this.registrationsByIp = limiter(db, 'register-ip', limits.registrationsPerIpPerHour, 3600);
     this.tokenFailuresByIp = limiter(db, 'token-ip', limits.tokenFailuresPerIpPerMinute, 60);
+    this.userCodeFailuresByIp = limiter(db, 'user-code-ip', limits.userCodeFailuresPerIp, limits.loginFailureWindowSeconds);
     this.mailRequestsByAccount = limiter(db, 'mail-account', limits.mailPerAccountPerHour, 3600);
     this.resetsByIp = limiter(db, 'reset-ip', limits.passwordResetsPerIpPerHour, 3600);
     this.mailByRecipientAndRequester = limiter(db, 'mail-pair', limits.mailPerRecipientPerRequesterPerHour, 3600);
@@ -176,6 +182,24 @@ export class Throttle {
     if (!pair.allowed) return false;
     if (requester.isRecipientsOwnAccount) return true;
     return (await take(this.mailByRecipient, keyFor('mail', recipientKey))).allowed;
+  }
+
+  /** Throws TooManyAttempts while this IP is locked out of entering device-flow user codes. */
+  async assertUserCodeGuessAllowed(ip: string): Promise<void> {
+    const res = await this.userCodeFailuresByIp.get(ipKey(ip));
+    if (res && res.consumedPoints >= this.limits.userCodeFailuresPerIp) throw new TooManyAttempts(secondsUntil(res));
+  }
+
+  /** Counts a user code that matched no device; the limit locks the IP for LOGIN_LOCK_SECONDS. */
+  async recordUserCodeMiss(ip: string): Promise<void> {
+    const { res } = await take(this.userCodeFailuresByIp, ipKey(ip));
+    if (res.consumedPoints >= this.limits.userCodeFailuresPerIp)
+      await this.userCodeFailuresByIp.block(ipKey(ip), this.limits.loginLockSeconds);
+  }
+
+  /** Counts a device's poll of the token endpoint; true when it polled again within the interval (answer slow_down). */
+  async devicePollTooSoon(deviceCode: string): Promise<boolean> {
+    return !(await take(this.pollsByDeviceCode, keyFor('device', deviceCode))).allowed;
   }
 
   async assertTokenRequestAllowed(ip: string): Promise<void> {

@@ -4,9 +4,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { createPostgresDatabase, type Database, type Row } from '../../src/db/index.js';
 import { createLogger } from '../../src/logger.js';
+import { cookieKeySealer } from '../../src/oidc/sealing.js';
 import { createAdapterFactory, digestOf, storedId } from '../../src/oidc/adapter.js';
 import { sweepExpiredArtefacts as sweepExpired } from '../../src/oidc/artefacts.js';
 import { testDatabase } from '../helpers/server.js';
+
+const testSealer = cookieKeySealer(() => ['a cookie key of at least thirty-two characters']);
 
 // The database is shared with other test files running in parallel: every id is random and
 // every count is restricted to this file's own rows.
@@ -16,7 +19,7 @@ let Adapter: ReturnType<typeof createAdapterFactory>;
 
 beforeAll(() => {
   db = testDatabase();
-  Adapter = createAdapterFactory(db);
+  Adapter = createAdapterFactory(db, testSealer);
 });
 afterAll(async () => {
   await db?.close();
@@ -194,18 +197,24 @@ describe('PostgresAdapter on oidc_payloads', () => {
     const id = uniqueId('expired');
     const uid = uniqueId('uid');
     const userCode = uniqueId('UC');
-    const adapter = new Adapter('DeviceCode');
     // A negative lifetime stores an expires_at in the past.
-    await adapter.upsert(id, { jti: id, uid, userCode }, -60);
+    await new Adapter('Session').upsert(id, { jti: id, uid }, -60);
+    await new Adapter('DeviceCode').upsert(id, { jti: id, userCode }, -700);
 
     try {
-      expect(await storedRow('DeviceCode', id)).toBeDefined();
-      expect(await adapter.find(id)).toBeUndefined();
-      expect(await adapter.findByUid(uid)).toBeUndefined();
-      expect(await adapter.findByUserCode(userCode)).toBeUndefined();
+      expect(await storedRow('Session', id)).toBeDefined();
+      expect(await new Adapter('Session').find(id)).toBeUndefined();
+      expect(await new Adapter('Session').findByUid(uid)).toBeUndefined();
+      expect(await new Adapter('DeviceCode').findByUserCode(userCode)).toBeUndefined();
     } finally {
-      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', ['DeviceCode', storedId('DeviceCode', id)]);
+      await db.query('DELETE FROM oidc_payloads WHERE id = $1', [storedId('Session', id)]);
     }
+  });
+
+  it('keeps an expired device code findable for a while, so the device hears expired_token rather than an unknown code', async () => {
+    const id = uniqueId('device');
+    await new Adapter('DeviceCode').upsert(id, { jti: id, userCode: uniqueId('UC') }, -60);
+    expect(await new Adapter('DeviceCode').find(id)).toMatchObject({ jti: id });
   });
 
   it("findByUid returns the model's row with that uid, and undefined for an unknown uid or another model", async () => {
@@ -225,7 +234,17 @@ describe('PostgresAdapter on oidc_payloads', () => {
     const userCode = uniqueId('UC');
     await new Adapter('DeviceCode').upsert(id, { jti: id, userCode, clientId: 'c' }, 600);
 
-    expect(await new Adapter('DeviceCode').findByUserCode(userCode)).toEqual({ userCode, clientId: 'c' });
+    // The device code comes back (sealed in the row, never in clear) so oidc-provider can save the row under it.
+    expect(await new Adapter('DeviceCode').findByUserCode(userCode)).toEqual({ jti: id, userCode, clientId: 'c' });
+    const row = await storedRow('DeviceCode', id);
+    expect(JSON.stringify(row)).not.toContain(id);
+    expect(JSON.stringify(row)).not.toContain(userCode);
+    // Sealed under another key, it cannot be opened: the row is of no use without the server's key.
+    const stranger = createAdapterFactory(
+      db,
+      cookieKeySealer(() => ['another cookie key of thirty-two characters']),
+    );
+    expect(await new stranger('DeviceCode').findByUserCode(userCode)).toBeUndefined();
     expect(await new Adapter('DeviceCode').findByUserCode(uniqueId('UC'))).toBeUndefined();
     expect(await new Adapter('AccessToken').findByUserCode(userCode)).toBeUndefined();
   });
@@ -257,7 +276,7 @@ describe('PostgresAdapter on oidc_payloads', () => {
     await new Adapter('AccessToken').upsert(otherToken, { jti: otherToken, grantId: otherGrant }, 600);
 
     const recorder = recording(db);
-    await new (createAdapterFactory(recorder.db))('AccessToken').revokeByGrantId(grantId);
+    await new (createAdapterFactory(recorder.db, testSealer))('AccessToken').revokeByGrantId(grantId);
 
     expect(recorder.statements).toHaveLength(1);
     expect(await countRows('model = $1 AND grant_id = $2', ['AccessToken', grantId])).toBe(0);
@@ -333,7 +352,7 @@ describe('PostgresAdapter.consume', () => {
     const racing = createPostgresDatabase(inject('databaseUrl'), { poolMax: 25, logger: createLogger({ logLevel: 'silent' }) });
     try {
       await Promise.all(Array.from({ length: 25 }, () => racing.query('SELECT 1')));
-      const RacingAdapter = createAdapterFactory(racing);
+      const RacingAdapter = createAdapterFactory(racing, testSealer);
       const id = uniqueId('code');
       const grantId = uniqueId('grant');
       await new RacingAdapter('AuthorizationCode').upsert(id, { jti: id, grantId }, 60);

@@ -13,6 +13,7 @@ import { createPostgresDatabase, type Database } from '../../src/db/index.js';
 import { openEmbeddedPostgres, type EmbeddedPostgres } from '../../src/db/embedded.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createLogger } from '../../src/logger.js';
+import { cookieKeySealer } from '../../src/oidc/sealing.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
@@ -22,6 +23,7 @@ import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 const execFileAsync = promisify(execFile);
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const logger = createLogger({ logLevel: 'silent' });
+const testSealer = cookieKeySealer(() => ['a cookie key of at least thirty-two characters']);
 
 let dataDir: string;
 let embedded: EmbeddedPostgres;
@@ -77,7 +79,7 @@ describe('embedded Postgres (PGlite served on loopback)', () => {
   });
 
   it('runs the adapter: upsert/find, findByUid, consume and a rejected replay that revokes the grant', async () => {
-    const Adapter = createAdapterFactory(db);
+    const Adapter = createAdapterFactory(db, testSealer);
     const grantId = uniqueId('grant');
     const code = uniqueId('code');
     const token = uniqueId('at');
@@ -98,7 +100,7 @@ describe('embedded Postgres (PGlite served on loopback)', () => {
   });
 
   it('lets exactly one of 10 concurrent consume() calls on one id win; the other 9 get InvalidGrant', async () => {
-    const Adapter = createAdapterFactory(db);
+    const Adapter = createAdapterFactory(db, testSealer);
     const id = uniqueId('code');
     await new Adapter('AuthorizationCode').upsert(id, { jti: id, grantId: uniqueId('grant') }, 60);
 

@@ -830,6 +830,55 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
     });
   });
 
+  it('/device (GET and POST) and /device/auth: device sign-in', async () => {
+    await fuzz('GET|POST /device', () => ({
+      methods: ['GET', 'POST'],
+      path: pathWith(['/device'], (uid) => `/device/${uid}`),
+      query: { base: [], names: ['user_code'], good: ['BCDF-GHJK', 'bcdfghjk'] },
+      body: {
+        base: [
+          ['xsrf', 'x'],
+          ['user_code', 'BCDF-GHJK'],
+        ],
+        names: ['confirm', 'abort'],
+        good: ['yes', 'BCDFGHJK'],
+      },
+      cookies: [fx.sessionCookies],
+    }));
+    await fuzz('POST /device/auth', () => ({
+      methods: ['POST'],
+      path: fc.constant('/device/auth'),
+      body: {
+        base: [
+          ['client_id', fx.clientId],
+          ['scope', 'openid'],
+        ],
+        names: ['client_secret', 'resource'],
+        good: [fx.clientId, fx.clientSecret],
+      },
+      authorization: [`Basic ${Buffer.from(`${fx.clientId}:${fx.clientSecret}`).toString('base64')}`],
+    }));
+  });
+
+  it('/request (pushed authorization requests)', async () => {
+    await fuzz('POST /request', () => ({
+      methods: ['POST'],
+      path: fc.constant('/request'),
+      body: {
+        base: [
+          ['redirect_uri', fx.redirectUri],
+          ['response_type', 'code'],
+          ['scope', 'openid'],
+          ['code_challenge', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'],
+          ['code_challenge_method', 'S256'],
+        ],
+        names: ['state', 'nonce', 'request_uri', 'request', 'dpop_jkt'],
+        good: [fx.redirectUri, 'code'],
+      },
+      authorization: [`Basic ${Buffer.from(`${fx.clientId}:${fx.clientSecret}`).toString('base64')}`],
+    }));
+  });
+
   it('case and trailing-slash variants of every route are 404, never answered as the route', async () => {
     // Every route the app has (its routers' and the provider's), with parameters filled in.
     const routes = server.routePaths.map((template) => template.replace(/:[A-Za-z]+/g, 'x'));

@@ -43,6 +43,7 @@ describe('loadConfig defaults', () => {
       interaction: 3600,
       authorizationCode: 60,
       clientCredentials: 600,
+      deviceCode: 600,
     });
     expect(isSecureIssuer(config)).toBe(false);
   });
