@@ -95,6 +95,30 @@ describe('dynamic client registration', () => {
     }
   });
 
+  it('registers the supported subset of the grant and response types asked for, says so, and refuses only when none is left', async () => {
+    const token = await initialToken('--uses', '5');
+    const mixed = await register(
+      open,
+      {
+        ...metadata,
+        grant_types: ['authorization_code', 'implicit', 'refresh_token', 'urn:example:made-up'],
+        response_types: ['code', 'id_token token'],
+      },
+      token,
+    );
+    expect(mixed.status).toBe(201);
+    const registered = (await mixed.json()) as { grant_types: string[]; response_types: string[] };
+    expect(registered.grant_types.sort()).toEqual(['authorization_code', 'refresh_token']);
+    expect(registered.response_types).toEqual(['code']);
+
+    const nothingLeft = await register(open, { ...metadata, grant_types: ['implicit'], response_types: ['id_token'] }, token);
+    expect(nothingLeft.status).toBe(400);
+    expect(await nothingLeft.json()).toMatchObject({
+      error: 'invalid_client_metadata',
+      error_description: expect.stringContaining('none of the requested'),
+    });
+  });
+
   it('gives a service that asks for public subjects pairwise ones', async () => {
     const created = await register(open, { ...metadata, subject_type: 'public' }, await initialToken());
     expect(created.status).toBe(201);
