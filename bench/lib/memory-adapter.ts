@@ -39,7 +39,8 @@ export class MapAdapter implements Adapter {
     const key = this.key(id);
     entries.set(key, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
     if (this.model === 'Session' && payload.uid) sessionIdsByUid.set(payload.uid, id);
-    if (this.model === 'Grant' && payload.accountId && payload.clientId) grantsByAccountAndClient.set(`${payload.accountId}\0${payload.clientId}`, id);
+    if (this.model === 'Grant' && payload.accountId && payload.clientId)
+      grantsByAccountAndClient.set(`${payload.accountId}\0${payload.clientId}`, id);
     if (grantable.has(this.model) && payload.grantId) {
       let keys = keysByGrant.get(payload.grantId);
       if (!keys) keysByGrant.set(payload.grantId, (keys = new Set()));
