@@ -11,8 +11,8 @@ import {
   KeyDecryptionError,
   keyEncryptionKey,
   type Envelope,
-  type KeyEncryptionKey,
-} from './key-encryption.js';
+  type KeyRing,
+} from '../security/key-encryption.js';
 import { findStoredKeyEncryptionKey, storedKeyEncryptionKey } from './secrets.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
@@ -69,13 +69,6 @@ export function verificationWindowSeconds(ttl: Config['ttl']): number {
 // Serialises key creation, rotation and re-encryption across instances and the CLI.
 const KEY_LOCK_ID = 727_002;
 
-interface KeyRing {
-  /** Encrypts every row written. */
-  primary: KeyEncryptionKey;
-  /** Every KEK that may decrypt a row. */
-  all: KeyEncryptionKey[];
-}
-
 /**
  * KEY_ENCRYPTION_KEY when set (plus the database-held KEK, if one was ever generated, to read
  * rows written before it was set). When unset, a KEK generated once and kept in
@@ -83,7 +76,7 @@ interface KeyRing {
  * plaintext because every row then has one format, nothing prints a warning on a newcomer's
  * `npm start`, and setting KEY_ENCRYPTION_KEY later re-encrypts every key at the next start.
  */
-async function keyRing(db: Queryable, config: Pick<Config, 'keyEncryptionKeys'>): Promise<KeyRing> {
+export async function keyRing(db: Queryable, config: Pick<Config, 'keyEncryptionKeys'>): Promise<KeyRing> {
   if (!config.keyEncryptionKeys) {
     const stored = keyEncryptionKey(await storedKeyEncryptionKey(db));
     return { primary: stored, all: [stored] };

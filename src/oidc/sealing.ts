@@ -1,6 +1,6 @@
 import { hkdfSync } from 'node:crypto';
 import type { Sealer } from './adapter.js';
-import { decryptJson, encryptJson, envelopeSchema, keyEncryptionKey, type KeyEncryptionKey } from './key-encryption.js';
+import { decryptJson, encryptJson, envelopeSchema, keyEncryptionKey, type KeyEncryptionKey } from '../security/key-encryption.js';
 
 /**
  * The adapter's sealer: AES-256-GCM (key-encryption.ts) under keys derived with HKDF from the

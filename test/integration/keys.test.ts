@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/index.js';
 import { ConfigError } from '../../src/errors.js';
-import { decryptJson, envelopeSchema, keyEncryptionKey } from '../../src/oidc/key-encryption.js';
+import { decryptJson, envelopeSchema, keyEncryptionKey } from '../../src/security/key-encryption.js';
 import { loadSigningKeys } from '../../src/oidc/keys.js';
 import { loadServerSecrets, pruneCookieKeys } from '../../src/oidc/secrets.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
-import { decryptJson, encryptJson, keyEncryptionKey, KeyDecryptionError, type Envelope } from '../../src/oidc/key-encryption.js';
+import { decryptJson, encryptJson, keyEncryptionKey, KeyDecryptionError, type Envelope } from '../../src/security/key-encryption.js';
 
 const secretJwk = { kty: 'EC', crv: 'P-256', x: 'x-value', y: 'y-value', d: 'private-scalar', kid: 'kid-1', alg: 'ES256', use: 'sig' };
 const newKek = () => keyEncryptionKey(randomBytes(32));

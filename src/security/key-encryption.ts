@@ -24,6 +24,12 @@ export function keyEncryptionKey(bytes: Uint8Array): KeyEncryptionKey {
   return { id: createHash('sha256').update(bytes).digest('hex').slice(0, 8), key: Buffer.from(bytes) };
 }
 
+/** The KEKs in use: the primary encrypts what is written, any of them may decrypt. */
+export interface KeyRing {
+  primary: KeyEncryptionKey;
+  all: KeyEncryptionKey[];
+}
+
 const base64url = z.string().regex(/^[A-Za-z0-9_-]*$/);
 
 export const envelopeSchema = z.object({
