@@ -1,37 +1,28 @@
+import Bowser from 'bowser';
+
 /**
- * Coarse facts about a client from its User-Agent: browser family and operating system,
- * nothing more (no versions, no device model), so the sign-in history helps a person
- * recognise their own devices without fingerprinting them. Order matters: Edge, Opera and
- * Samsung Internet also say "Chrome", and Chrome also says "Safari".
+ * Coarse facts about a client from its User-Agent, through bowser: browser family and
+ * operating system, nothing more (no versions, no device model), so a person's sign-in
+ * history and session list help them recognise their own devices without fingerprinting them.
  */
-const browsers: [RegExp, string][] = [
-  [/\bEdg(e|A|iOS)?\//, 'Edge'],
-  [/\b(OPR|Opera)\//, 'Opera'],
-  [/\bSamsungBrowser\//, 'Samsung Internet'],
-  [/\b(Firefox|FxiOS)\//, 'Firefox'],
-  [/\b(HeadlessChrome|Chrome|Chromium|CriOS)\//, 'Chrome'],
-  [/\bVersion\/[\d.]+.*\bSafari\//, 'Safari'],
-];
-
-const systems: [RegExp, string][] = [
-  [/\b(iPhone|iPod)\b/, 'iOS'],
-  [/\biPad\b/, 'iPadOS'],
-  [/\bAndroid\b/, 'Android'],
-  [/\bCrOS\b/, 'ChromeOS'],
-  [/\bWindows\b/, 'Windows'],
-  [/\bMac OS X\b|\bMacintosh\b/, 'macOS'],
-  [/\bLinux\b/, 'Linux'],
-];
-
 export interface ClientDescription {
   browser: string;
   os: string;
 }
 
-const first = (table: [RegExp, string][], text: string) => table.find(([pattern]) => pattern.test(text))?.[1];
+/** Bowser's longer names, as people say them. */
+const shortNames: Record<string, string> = {
+  'Microsoft Edge': 'Edge',
+  'Samsung Internet for Android': 'Samsung Internet',
+  'Chrome OS': 'ChromeOS',
+};
 
-/** 'unknown' when nothing matches; the page shows that in the reader's language. */
+const named = (name: string | undefined) => (name ? (shortNames[name] ?? name) : 'unknown');
+
+/** 'unknown' when nothing is recognised; the page shows that in the reader's language. */
 export function describeUserAgent(userAgent: string | undefined): ClientDescription {
-  const text = (userAgent ?? '').slice(0, 512);
-  return { browser: first(browsers, text) ?? 'unknown', os: first(systems, text) ?? 'unknown' };
+  const text = (userAgent ?? '').slice(0, 512).trim();
+  if (!text) return { browser: 'unknown', os: 'unknown' };
+  const parsed = Bowser.parse(text);
+  return { browser: named(parsed.browser.name), os: named(parsed.os.name) };
 }

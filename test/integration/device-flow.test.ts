@@ -32,7 +32,7 @@ async function tvApp(target: TestServer) {
   return discoverClient(target.issuer, registered.client.clientId, undefined);
 }
 
-const tvUserAgent = 'Mozilla/5.0 (SMART-TV; Linux; Tizen 6.0) AppleWebKit/538.1 (KHTML, like Gecko) Version/6.0 TV Safari/538.1';
+const tvUserAgent = 'Mozilla/5.0 (Linux; Android 12; BRAVIA 4K VH2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36';
 
 /** The person, on a phone, enters the code and goes through confirmation, sign-in and consent. */
 async function approveOnPhone(target: TestServer, userCode: string, person: { email: string; password: string }, language = 'en') {
@@ -91,7 +91,7 @@ describe('device sign-in', () => {
     const pages = await approveOnPhone(server, started.user_code, person, 'ja');
     expect(pages[0]!.body).toContain('<html lang="ja">');
     expect(pages[1]!.body).toContain('このデバイスでログインしますか');
-    expect(pages[1]!.body).toContain('Linux の Safari');
+    expect(pages[1]!.body).toContain('Android の Chrome');
   });
 
   it('answers slow_down to a device polling faster than its interval, and authorization_pending before approval', async () => {
