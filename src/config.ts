@@ -122,6 +122,10 @@ const environmentSchema = z.object({
   LOGIN_LOCK_SECONDS: seconds(900),
   SIGN_INS_PER_ACCOUNT_PER_MINUTE: z.coerce.number().int().min(1).default(10),
   SIGN_INS_PER_IP_PER_MINUTE: z.coerce.number().int().min(1).default(300),
+  // Wrong second-step answers (authenticator-app or recovery codes, passkeys) per account in
+  // LOGIN_FAILURE_WINDOW_SECONDS before the second step is locked for LOGIN_LOCK_SECONDS. A
+  // right password does not reset it: only a right second step does.
+  SECOND_STEP_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).default(5),
   // argon2 runs on libuv's thread pool (UV_THREADPOOL_SIZE, 4 by default): more at once only queues there.
   PASSWORD_HASHING_CONCURRENCY: z.coerce.number().int().min(1).max(64).optional(),
   PASSWORD_HASHING_QUEUE_MAX: z.coerce.number().int().min(0).max(10000).default(100),
@@ -220,6 +224,8 @@ export type RateLimits = Readonly<{
   /** Sign-in attempts, whatever their outcome. */
   signInsPerAccountPerMinute: number;
   signInsPerIpPerMinute: number;
+  /** Wrong second-step answers per account in the failure window. */
+  secondStepFailuresPerAccount: number;
   registrationsPerIpPerHour: number;
   userCodeFailuresPerIp: number;
   tokenFailuresPerIpPerMinute: number;
@@ -299,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       loginLockSeconds: e.LOGIN_LOCK_SECONDS,
       signInsPerAccountPerMinute: e.SIGN_INS_PER_ACCOUNT_PER_MINUTE,
       signInsPerIpPerMinute: e.SIGN_INS_PER_IP_PER_MINUTE,
+      secondStepFailuresPerAccount: e.SECOND_STEP_FAILURES_PER_ACCOUNT,
       registrationsPerIpPerHour: e.REGISTRATIONS_PER_IP_PER_HOUR,
       userCodeFailuresPerIp: e.USER_CODE_FAILURES_PER_IP,
       tokenFailuresPerIpPerMinute: e.TOKEN_FAILURES_PER_IP_PER_MINUTE,

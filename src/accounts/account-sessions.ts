@@ -11,13 +11,20 @@ export const ACCOUNT_SESSION_MAX_AGE_SECONDS = 12 * 3600;
 const hashOf = (id: string) => createHash('sha256').update(id).digest('base64url');
 const idShape = /^[A-Za-z0-9_-]{43}$/;
 
-export async function startAccountSession(db: Queryable, accountId: string, idleSeconds: number): Promise<string> {
+/** The device a session was started from, for the person's list of sessions. */
+export interface DeviceFacts {
+  browser: string;
+  os: string;
+  ipPrefix: string | undefined;
+}
+
+export async function startAccountSession(db: Queryable, accountId: string, idleSeconds: number, device: DeviceFacts): Promise<string> {
   const id = randomBytes(32).toString('base64url');
-  await db.query(`INSERT INTO account_sessions (id_hash, account_id, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))`, [
-    hashOf(id),
-    accountId,
-    idleSeconds,
-  ]);
+  await db.query(
+    `INSERT INTO account_sessions (id_hash, account_id, expires_at, browser, os, ip_prefix)
+     VALUES ($1, $2, now() + make_interval(secs => $3), $4, $5, $6)`,
+    [hashOf(id), accountId, idleSeconds, device.browser, device.os, device.ipPrefix ?? null],
+  );
   return id;
 }
 
@@ -46,17 +53,48 @@ export async function endOtherAccountSessions(db: Queryable, accountId: string, 
 }
 
 export interface AccountSessionSummary {
+  /** Names the session in a form (the digest of its id: not something a browser can present). */
+  handle: string;
   createdAt: Date;
   lastSeenAt: Date;
   expiresAt: Date;
+  browser: string;
+  os: string;
+  ipPrefix: string | null;
 }
 
 export async function listAccountSessions(db: Queryable, accountId: string): Promise<AccountSessionSummary[]> {
-  const { rows } = await db.query<{ created_at: Date; last_seen_at: Date; expires_at: Date }>(
-    `SELECT created_at, last_seen_at, expires_at FROM account_sessions WHERE account_id = $1 AND expires_at > now() ORDER BY created_at`,
+  const { rows } = await db.query<{
+    id_hash: string;
+    created_at: Date;
+    last_seen_at: Date;
+    expires_at: Date;
+    browser: string;
+    os: string;
+    ip_prefix: string | null;
+  }>(
+    `SELECT id_hash, created_at, last_seen_at, expires_at, browser, os, ip_prefix FROM account_sessions
+     WHERE account_id = $1 AND expires_at > now() ORDER BY created_at`,
     [accountId],
   );
-  return rows.map((row) => ({ createdAt: row.created_at, lastSeenAt: row.last_seen_at, expiresAt: row.expires_at }));
+  return rows.map((row) => ({
+    handle: row.id_hash,
+    createdAt: row.created_at,
+    lastSeenAt: row.last_seen_at,
+    expiresAt: row.expires_at,
+    browser: row.browser,
+    os: row.os,
+    ipPrefix: row.ip_prefix,
+  }));
+}
+
+/** The handle of the session with this id (to mark "this browser" in the list). */
+export const accountSessionHandle = (id: string) => hashOf(id);
+
+/** Ends one of the account's account-page sessions by its handle; false when there is none. */
+export async function endAccountSessionByHandle(db: Queryable, accountId: string, handle: string): Promise<boolean> {
+  const { rowCount } = await db.query('DELETE FROM account_sessions WHERE account_id = $1 AND id_hash = $2', [accountId, handle]);
+  return rowCount === 1;
 }
 
 /** Deletes expired account-page sessions (run by the sweeper). */

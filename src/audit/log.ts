@@ -4,6 +4,13 @@ import type { Queryable } from '../db/index.js';
 export const auditEventNames = [
   'sign_in',
   'sign_in.locked',
+  'sign_in.second_step',
+  'factor.added',
+  'factor.removed',
+  'factor.renamed',
+  'recovery_codes.issued',
+  'recovery_code.used',
+  'factors.reset',
   'account.created',
   'account.deleted',
   'password.changed',

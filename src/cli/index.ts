@@ -40,7 +40,11 @@ class GroupHelp extends Error {
 }
 
 function findCommand(argv: string[]): { command: Command; rest: string[] } {
-  const [group, action, ...rest] = argv;
+  const [group, action, detail] = argv;
+  // `accounts mfa reset`: a command named by three words, before one named by two.
+  const nested = commands.find((c) => c.name === `${group} ${action} ${detail}`);
+  if (nested) return { command: nested, rest: argv.slice(3) };
+  const rest = argv.slice(2);
   const command = commands.find((c) => c.name === `${group} ${action}`);
   const single = commands.find((c) => c.name === group);
   if (!command && single) return { command: single, rest: argv.slice(1) };

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { supportedScopes } from '../accounts/claims.js';
+import { acrValuesSupported, isAcrLevel } from '../factors/levels.js';
 import type { Database, Queryable } from '../db/index.js';
 import { InvalidInput, NotFound } from '../errors.js';
 import { parseOrThrow } from '../validation.js';
@@ -54,6 +55,8 @@ export const clientRegistrationSchema = z
     requirePar: z.boolean().default(false),
     /** Access tokens only bound to a DPoP key (RFC 9449). */
     dpopBound: z.boolean().default(false),
+    /** The authentication level every sign-in at the service must reach (factors/levels.ts). */
+    requireAcr: z.enum(acrValuesSupported, { message: `must be one of ${acrValuesSupported.join(', ')} (or none)` }).optional(),
   })
   .superRefine((client, ctx) => {
     const usesCode = client.grantTypes.includes('authorization_code');
@@ -98,6 +101,8 @@ export const clientUpdateSchema = z.object({
   idTokenClaims: clientRegistrationSchema.shape.idTokenClaims.unwrap().optional(),
   requirePar: z.boolean().optional(),
   dpopBound: z.boolean().optional(),
+  /** null: no level required any more. */
+  requireAcr: clientRegistrationSchema.shape.requireAcr.unwrap().nullable().optional(),
 });
 export type ClientUpdate = z.input<typeof clientUpdateSchema>;
 
@@ -124,6 +129,7 @@ export interface ClientView {
   idTokenClaims: string;
   requirePar: boolean;
   dpopBound: boolean;
+  requireAcr: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -159,6 +165,7 @@ function toMetadata(clientId: string, input: ParsedRegistration, secret: string 
     id_token_claims: input.idTokenClaims,
     ...(input.requirePar ? { require_pushed_authorization_requests: true } : {}),
     ...(input.dpopBound ? { dpop_bound_access_tokens: true } : {}),
+    ...(input.requireAcr ? { require_acr: input.requireAcr } : {}),
   };
 }
 
@@ -187,6 +194,7 @@ function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration 
     idTokenClaims: (metadata['id_token_claims'] as ParsedRegistration['idTokenClaims'] | undefined) ?? 'granted',
     requirePar: metadata['require_pushed_authorization_requests'] === true,
     dpopBound: metadata['dpop_bound_access_tokens'] === true,
+    requireAcr: isAcrLevel(metadata['require_acr']) ? metadata['require_acr'] : undefined,
   };
 }
 
@@ -218,6 +226,7 @@ function toView(row: ClientRow): ClientView {
     idTokenClaims: registration.idTokenClaims,
     requirePar: registration.requirePar,
     dpopBound: registration.dpopBound,
+    requireAcr: registration.requireAcr ?? null,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -273,6 +282,7 @@ export async function updateClient(
       backchannelLogoutUri: patch.backchannelLogoutUri === null ? undefined : (patch.backchannelLogoutUri ?? current.backchannelLogoutUri),
       frontchannelLogoutUri:
         patch.frontchannelLogoutUri === null ? undefined : (patch.frontchannelLogoutUri ?? current.frontchannelLogoutUri),
+      requireAcr: patch.requireAcr === null ? undefined : (patch.requireAcr ?? current.requireAcr),
     });
     const metadata = toMetadata(clientId, merged, row.metadata.client_secret);
     await validate(metadata);

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import Koa from 'koa';
 import Router from '@koa/router';
 import helmet from 'koa-helmet';
@@ -13,6 +14,7 @@ import { startKeyRefresh, type KeyRefresh } from '../oidc/key-refresh.js';
 import { buildProvider, providerRoutes } from '../oidc/provider.js';
 import { configurePasswordWork } from '../security/password-work.js';
 import { trackServiceUsage } from '../oidc/service-usage.js';
+import { trackSessionDevices } from '../oidc/session-devices.js';
 import { createMailer } from '../mail/mailer.js';
 import { errorBoundary } from './errors.js';
 import { frontChannelLogout } from './frontchannel-logout.js';
@@ -58,14 +60,32 @@ function securityHeaders(config: Config) {
   });
 }
 
-function stylesheetRoute(): Router {
-  const css = readFileSync(join(viewsDirectory, 'static', 'style.css'));
+/**
+ * The static files of the pages: the stylesheet, SimpleWebAuthn's browser bundle (as
+ * published, from node_modules) and the passkey script that uses it. Same origin, so the
+ * Content-Security-Policy needs no exception and no inline script.
+ */
+function staticRoutes(): Router {
+  const browserBundle = join(
+    dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')),
+    '..',
+    'dist',
+    'bundle',
+    'index.umd.min.js',
+  );
+  const files: Record<string, { type: string; body: Buffer }> = {
+    '/static/style.css': { type: 'text/css', body: readFileSync(join(viewsDirectory, 'static', 'style.css')) },
+    '/static/passkeys.js': { type: 'text/javascript', body: readFileSync(join(viewsDirectory, 'static', 'passkeys.js')) },
+    '/static/webauthn.js': { type: 'text/javascript', body: readFileSync(browserBundle) },
+  };
   const router = new Router(routerOptions);
-  router.get('/static/style.css', (ctx) => {
-    ctx.type = 'text/css';
-    ctx.set('cache-control', 'public, max-age=3600');
-    ctx.body = css;
-  });
+  for (const [path, file] of Object.entries(files)) {
+    router.get(path, (ctx) => {
+      ctx.type = file.type;
+      ctx.set('cache-control', 'public, max-age=3600');
+      ctx.body = file.body;
+    });
+  }
   return router;
 }
 
@@ -140,9 +160,10 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(securityHeaders(config));
 
   const health = healthRoutes(db);
-  const styles = stylesheetRoute();
+  const styles = staticRoutes();
   const selfService: SelfServiceDeps = { config, db, provider, throttle, mailer: createMailer(config, db, logger), logger };
   trackServiceUsage(provider, db, logger);
+  trackSessionDevices(provider, db, logger);
   const interactions = interactionRoutes(selfService);
   const account = accountRoutes(selfService);
   const emailLinks = emailLinkRoutes(selfService);

@@ -11,6 +11,9 @@ import { Conflict, TooManyAttempts } from '../errors.js';
 import { mailRequester } from '../security/throttle.js';
 import { mailLink, mailPerson } from '../use-cases/mail-person.js';
 import { recordSignIn } from '../use-cases/sign-in.js';
+import { levelOf, type AuthenticationMethod } from '../factors/levels.js';
+import { requiredLevel } from '../oidc/authentication-level.js';
+import { continueSignIn, passkeyChoice, signInStepRoutes, type SignInDoor } from './sign-in-steps.js';
 import { issueCsrfToken } from './csrf.js';
 import { PageError, tooManyAttemptsMessage } from './errors.js';
 import { firstProblem } from './form-errors.js';
@@ -82,8 +85,42 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
     ctx.redirect(redirectTo);
   }
 
-  function renderLogin(ctx: Context, clientName: string, values: { email?: string; error?: string }, status = 200) {
+  /** This interaction as a door of the sign-in steps (sign-in-steps.ts). */
+  function doorOf(loaded: Awaited<ReturnType<typeof loadInteraction>>): SignInDoor {
+    const { details, client, clientId, clientName } = loaded;
+    const base = `/interaction/${details.uid}`;
+    return {
+      name: `interaction:${details.uid}`,
+      base,
+      clientId,
+      serviceName: clientName,
+      required: requiredLevel({
+        acrValues: details.params['acr_values'],
+        clientRequiredAcr: client?.['require_acr'],
+      }),
+      restartUrl: base,
+      finish: (ctx, signIn) => finish(ctx, { login: { accountId: signIn.accountId, amr: signIn.amr, acr: levelOf(signIn.amr) } }, false),
+      decline: (ctx) =>
+        finish(
+          ctx,
+          {
+            error: 'unmet_authentication_requirements',
+            error_description: 'The user did not set up the sign-in method the service requires.',
+          },
+          false,
+        ),
+      restart: (ctx, message, status) => renderLogin(ctx, loaded, { error: message }, status),
+    };
+  }
+
+  async function renderLogin(
+    ctx: Context,
+    loaded: Awaited<ReturnType<typeof loadInteraction>>,
+    values: { email?: string; error?: string },
+    status = 200,
+  ) {
     const t = pageTranslator(ctx);
+    const { clientName } = loaded;
     const base = `/interaction/${ctx.params['uid']}`;
     renderPage(
       ctx,
@@ -96,6 +133,8 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
         forgotUrl: `/password/forgot?return=${encodeURIComponent(base)}`,
         cancelAction: `${base}/abort`,
         cancelLabel: t('login.cancel', { service: clientName }),
+        passkeyAction: `${base}/passkey`,
+        ...(await passkeyChoice(deps, doorOf(loaded))),
         email: values.email ?? '',
         error: values.error,
       },
@@ -141,11 +180,22 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
     });
   }
 
+  /** Reasons for the login prompt that a session already signed in can meet by a further step alone. */
+  const stepUpReasons = new Set(['acr_level']);
+
   router.get('/', async (ctx) => {
-    const { details, clientName } = await loadInteraction(ctx);
+    const loaded = await loadInteraction(ctx);
+    const { details, clientName } = loaded;
     if (details.prompt.name === 'login') {
+      const session = details.session as { accountId?: string; amr?: AuthenticationMethod[] } | undefined;
+      const account = session?.accountId ? await findAccountById(db, session.accountId) : undefined;
+      if (account && details.prompt.reasons.every((reason) => stepUpReasons.has(reason))) {
+        // Signed in, but below what the service asks: only the missing step, not the password again.
+        await continueSignIn(ctx, deps, doorOf(loaded), { account, amr: session?.amr ?? ['pwd'] });
+        return;
+      }
       const hint = details.params['login_hint'];
-      renderLogin(ctx, clientName, { email: typeof hint === 'string' ? hint : '' });
+      await renderLogin(ctx, loaded, { email: typeof hint === 'string' ? hint : '' });
       return;
     }
     if (details.prompt.name === 'consent') {
@@ -161,15 +211,17 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
   });
 
   router.post('/login', formBody, async (ctx) => {
-    const { clientName, clientId } = await loadInteraction(ctx, 'login');
+    const loaded = await loadInteraction(ctx, 'login');
     const form = readForm(ctx, loginForm);
-    const outcome = await signInFromPage(ctx, deps, { email: form.email, password: form.password, clientId });
+    const outcome = await signInFromPage(ctx, deps, { email: form.email, password: form.password, clientId: loaded.clientId });
     if (!outcome.ok) {
-      renderLogin(ctx, clientName, { email: form.email, error: outcome.message }, outcome.status);
+      await renderLogin(ctx, loaded, { email: form.email, error: outcome.message }, outcome.status);
       return;
     }
-    await finish(ctx, { login: { accountId: outcome.account.id, amr: ['pwd'] } }, false);
+    await continueSignIn(ctx, deps, doorOf(loaded), { account: outcome.account, amr: ['pwd'] });
   });
+
+  signInStepRoutes(router, deps, { prefix: '' }, async (ctx) => doorOf(await loadInteraction(ctx, 'login')));
 
   router.get('/register', async (ctx) => {
     const { clientName } = await loadInteraction(ctx, 'login');
@@ -177,7 +229,8 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
   });
 
   router.post('/register', formBody, async (ctx) => {
-    const { clientName, clientId } = await loadInteraction(ctx, 'login');
+    const loaded = await loadInteraction(ctx, 'login');
+    const { clientName, clientId } = loaded;
     const form = readForm(ctx, registerForm);
     const t = pageTranslator(ctx);
     try {
@@ -204,7 +257,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       return;
     }
     await recordAuditEvent(db, { event: 'account.created', outcome: 'success', actor: account.id, clientId, ip: ctx.ip });
-    await recordSignIn(db, { accountId: account.id, clientId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined });
+    await recordSignIn(db, { accountId: account.id, clientId, ip: ctx.ip, userAgent: ctx.get('user-agent') || undefined, amr: ['pwd'] });
     // Usable at once for this sign-in; email_verified stays false until the link is opened.
     await mailLink(
       deps,
@@ -212,7 +265,8 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       { to: account.email, accountId: account.id, language: currentLanguage(ctx) },
       mailRequester.ip(ctx.ip),
     );
-    await finish(ctx, { login: { accountId: account.id, amr: ['pwd'] } }, false);
+    // A service that asks for more than a password offers to set up a second factor now.
+    await continueSignIn(ctx, deps, doorOf(loaded), { account, amr: ['pwd'] });
   });
 
   router.post('/consent', formBody, async (ctx) => {

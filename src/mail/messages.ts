@@ -8,7 +8,15 @@ export type MailPurpose =
   | 'email_changed'
   | 'password_changed'
   | 'register_existing'
-  | 'change_to_existing';
+  | 'change_to_existing'
+  | 'factor_added'
+  | 'factor_removed'
+  | 'recovery_codes_regenerated'
+  | 'recovery_code_used'
+  | 'factors_reset';
+
+/** The sign-in factor a security notice is about. */
+export type FactorDescription = { kind: 'passkey'; name: string } | { kind: 'totp' };
 
 export interface MailContent {
   subject: string;
@@ -19,6 +27,10 @@ export interface MailContent {
 export interface MailValues {
   link: string;
   ttlSeconds?: number;
+  /** For notices about sign-in factors. */
+  factor?: FactorDescription;
+  /** Recovery codes left, after one was used. */
+  remaining?: number;
 }
 
 /** Plain-text mail (no HTML: nothing to escape, nothing to track), in the reader's language. */
@@ -27,6 +39,8 @@ export function composeMail(purpose: MailPurpose, language: Language, values: Ma
   const hours = Math.max(1, Math.round((values.ttlSeconds ?? 0) / 3600));
   const minutes = Math.max(1, Math.round((values.ttlSeconds ?? 0) / 60));
   const days = Math.max(1, Math.round((values.ttlSeconds ?? 0) / 86400));
+  const factorName = () =>
+    values.factor?.kind === 'passkey' ? t('mail.factor.passkey', { name: values.factor.name }) : t('mail.factor.totp');
   const compose = (subject: string, lines: string[]): MailContent => ({
     subject,
     text: [t('mail.greeting'), '', ...lines, '', t('mail.signature'), ''].join('\n'),
@@ -71,5 +85,35 @@ export function composeMail(purpose: MailPurpose, language: Language, values: Ma
       return compose(t('mail.registerExisting.subject'), [t('mail.registerExisting.body'), values.link, '', t('mail.ignore')]);
     case 'change_to_existing':
       return compose(t('mail.changeToExisting.subject'), [t('mail.changeToExisting.body'), values.link, '', t('mail.ignore')]);
+    case 'factor_added':
+      return compose(t('mail.factorAdded.subject'), [
+        t('mail.factorAdded.body', { factor: factorName() }),
+        '',
+        t('mail.notYou'),
+        values.link,
+      ]);
+    case 'factor_removed':
+      return compose(t('mail.factorRemoved.subject'), [
+        t('mail.factorRemoved.body', { factor: factorName() }),
+        '',
+        t('mail.notYou'),
+        values.link,
+      ]);
+    case 'recovery_codes_regenerated':
+      return compose(t('mail.recoveryCodesRegenerated.subject'), [
+        t('mail.recoveryCodesRegenerated.body'),
+        '',
+        t('mail.notYou'),
+        values.link,
+      ]);
+    case 'recovery_code_used':
+      return compose(t('mail.recoveryCodeUsed.subject'), [
+        t('mail.recoveryCodeUsed.body', { remaining: values.remaining ?? 0 }),
+        '',
+        t('mail.notYou'),
+        values.link,
+      ]);
+    case 'factors_reset':
+      return compose(t('mail.factorsReset.subject'), [t('mail.factorsReset.body'), '', t('mail.notYou'), values.link]);
   }
 }

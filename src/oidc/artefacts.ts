@@ -293,3 +293,19 @@ export async function sweepExpiredArtefacts(db: Queryable, batchSize: number, ma
   }
   return total;
 }
+
+/** The handle (uid) of the sign-in session a browser's session cookie names; undefined without one. */
+export async function sessionUidByCookie(db: Queryable, cookieValue: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ uid: string }>(`SELECT uid FROM oidc_payloads WHERE model = 'Session' AND id = $1 AND ${live}`, [
+    storedId('Session', cookieValue),
+  ]);
+  return rows[0]?.uid;
+}
+
+/** Device rows of sessions that no longer exist (ended, expired, swept). */
+export async function sweepOrphanSessionDevices(db: Queryable): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM session_devices d WHERE NOT EXISTS (SELECT 1 FROM oidc_payloads p WHERE p.model = 'Session' AND p.uid = d.session_uid)`,
+  );
+  return rowCount ?? 0;
+}

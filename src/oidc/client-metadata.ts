@@ -1,4 +1,5 @@
 import { errors, type Configuration } from 'oidc-provider';
+import { acrValuesSupported, isAcrLevel } from '../factors/levels.js';
 
 const loopbackRedirectHosts = new Set(['127.0.0.1', '[::1]']);
 
@@ -50,9 +51,11 @@ const idTokenClaimsModes = new Set(['granted', 'minimal']);
  *   9 no longer implements (http/frontchannel-logout.ts renders it).
  * - id_token_claims: `granted` (default) puts the claims of the granted scopes in the ID
  *   token, `minimal` only sub and protocol claims (the rest at userinfo).
+ * - require_acr: the authentication level every sign-in at the service must reach, whatever
+ *   it asks (factors/levels.ts).
  */
 export const extraClientMetadata: NonNullable<Configuration['extraClientMetadata']> = {
-  properties: ['first_party', 'frontchannel_logout_uri', 'frontchannel_logout_session_required', 'id_token_claims'],
+  properties: ['first_party', 'frontchannel_logout_uri', 'frontchannel_logout_session_required', 'id_token_claims', 'require_acr'],
   validator(ctx, key, value, metadata) {
     switch (key) {
       case 'frontchannel_logout_uri':
@@ -69,6 +72,11 @@ export const extraClientMetadata: NonNullable<Configuration['extraClientMetadata
         if (value === undefined) metadata['id_token_claims'] = 'granted';
         else if (typeof value !== 'string' || !idTokenClaimsModes.has(value)) {
           throw new errors.InvalidClientMetadata('id_token_claims must be granted or minimal');
+        }
+        break;
+      case 'require_acr':
+        if (value !== undefined && !isAcrLevel(value)) {
+          throw new errors.InvalidClientMetadata(`require_acr must be one of ${acrValuesSupported.join(', ')}`);
         }
         break;
       case 'first_party':

@@ -79,3 +79,24 @@ export function checkBeforeGrant(provider: Provider, grantType: string, check: G
     await handle(ctx);
   });
 }
+
+/** The members of oidc-provider's per-request context (ctx.oidc) that the acr report reads. */
+export interface AcrContext {
+  session?: { acr?: string };
+  params?: Record<string, unknown>;
+  client?: Record<string, unknown>;
+}
+
+/**
+ * The acr an authorization code, ID token or device code records: oidc-provider takes the
+ * session's as it is (OIDCContext.acr). With levels that satisfy each other, a request for a
+ * lower level met by a higher one must be answered with the requested value.
+ */
+export function reportAcrBy(provider: Provider, report: (oidc: AcrContext) => string | undefined): void {
+  Object.defineProperty(provider.OIDCContext.prototype, 'acr', {
+    configurable: true,
+    get(this: AcrContext) {
+      return report(this);
+    },
+  });
+}

@@ -13,7 +13,9 @@ import { createAdapterFactory } from './adapter.js';
 import { latestGrantId, recordFirstUse } from './artefacts.js';
 import { extraClientMetadata } from './client-metadata.js';
 import { existingGrantLoader } from './grants.js';
-import { checkBeforeGrant, compareClientSecretsBy, replaceReplayDetection } from './internals.js';
+import { acrValuesSupported } from '../factors/levels.js';
+import { interactionPolicyWithLevels, reportedAcr } from './authentication-level.js';
+import { checkBeforeGrant, compareClientSecretsBy, replaceReplayDetection, reportAcrBy } from './internals.js';
 import { registrationPolicies, returnSpentUse } from './registration-policy.js';
 import { accountClaims, claimsByScope, supportedScopes } from '../accounts/claims.js';
 import { languages } from '../i18n/catalogue.js';
@@ -90,7 +92,14 @@ export async function buildProvider(
       short: { httpOnly: true, sameSite: 'lax', signed: true },
     },
     scopes: [...supportedScopes],
-    claims: Object.fromEntries(Object.entries(claimsByScope).map(([scope, claims]) => [scope, [...claims]])),
+    // Authentication levels (factors/levels.ts), weakest first; the login prompt checks them.
+    acrValues: [...acrValuesSupported],
+    // Every ID token says how and when the person signed in (acr, amr, auth_time): services
+    // that need a second factor check them without having to ask for them.
+    claims: {
+      ...Object.fromEntries(Object.entries(claimsByScope).map(([scope, claims]) => [scope, [...claims]])),
+      openid: [...claimsByScope.openid, 'acr', 'amr', 'auth_time'],
+    },
     // The ID token carries the claims of the granted scopes (what most libraries build their
     // user from); a service registered with id_token_claims=minimal gets them at userinfo only.
     conformIdTokenClaims: false,
@@ -179,7 +188,7 @@ export async function buildProvider(
       service_documentation: undefined,
       op_policy_uri: config.privacy.policyUrl,
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { policy: interactionPolicyWithLevels(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     rotateRefreshToken: true,
     async issueRefreshToken(_ctx, client) {
       return client.grantTypeAllowed('refresh_token');
@@ -230,6 +239,12 @@ export async function buildProvider(
     });
   }
   compareClientSecretsBy(provider, clientSecretMatches);
+  reportAcrBy(provider, (oidc) =>
+    reportedAcr(oidc.session?.acr, {
+      acrValues: oidc.params?.['acr_values'],
+      clientRequiredAcr: oidc.client?.['require_acr'],
+    }),
+  );
   replaceReplayDetection(provider, (iss, jti, exp) =>
     recordFirstUse(db, createHash('sha256').update(`${iss}${jti}`).digest('base64url'), iss, exp - Math.floor(Date.now() / 1000)),
   );
@@ -247,7 +262,6 @@ export async function buildProvider(
       details: { grantId },
     }).catch((error: Error) => logger.warn({ err: error.message }, 'could not record grant revocation'));
   });
-  // A registration refused after its token's use was spent (invalid metadata) gives the use back.
   // A registration refused for its metadata gives its token's use back.
   provider.on(
     'registration_create.error',

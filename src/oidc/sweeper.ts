@@ -5,7 +5,10 @@ import { sweepOutbox } from '../mail/outbox.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { sweepExpiredRateLimits } from '../security/throttle.js';
-import { sweepExpiredArtefacts } from './artefacts.js';
+import { sweepSpentChallenges } from '../factors/challenges.js';
+import { sweepPendingSignIns } from '../factors/pending-sign-ins.js';
+import { sweepTotpEnrolments } from '../factors/totp.js';
+import { sweepExpiredArtefacts, sweepOrphanSessionDevices } from './artefacts.js';
 
 export interface SweepOptions {
   intervalSeconds: number;
@@ -16,7 +19,8 @@ export interface SweepOptions {
 /**
  * Periodically deletes expired protocol rows (in bounded batches), spent rate-limit
  * counters, audit events past retention, expired one-time links and account-page sessions,
- * and week-old outbox mail. Returns a stop function.
+ * week-old outbox mail, and the leftovers of sign-ins (unfinished second steps, answered
+ * challenges, abandoned authenticator setups, devices of sessions that ended). Returns a stop function.
  */
 export function startExpiredRowSweeper(db: Database, logger: Logger, options: SweepOptions): () => void {
   let running = false;
@@ -28,8 +32,13 @@ export function startExpiredRowSweeper(db: Database, logger: Logger, options: Sw
       const counters = await sweepExpiredRateLimits(db);
       const auditEvents = await pruneAuditEvents(db, options.auditRetentionDays);
       const selfService = (await sweepExpiredLinkTokens(db)) + (await sweepExpiredAccountSessions(db)) + (await sweepOutbox(db));
-      if (protocolRows + counters + auditEvents + selfService > 0) {
-        logger.info({ protocolRows, counters, auditEvents, selfService }, 'expired rows swept');
+      const signIn =
+        (await sweepPendingSignIns(db)) +
+        (await sweepSpentChallenges(db)) +
+        (await sweepTotpEnrolments(db)) +
+        (await sweepOrphanSessionDevices(db));
+      if (protocolRows + counters + auditEvents + selfService + signIn > 0) {
+        logger.info({ protocolRows, counters, auditEvents, selfService, signIn }, 'expired rows swept');
       }
     } catch (error) {
       logger.warn({ err: (error as Error).message }, 'expired-row sweep failed; will retry');

@@ -37,3 +37,18 @@ export function limitSubject(ip: string): string {
     .map((group) => group.toString(16))
     .join(':')}::/64`;
 }
+
+/**
+ * The network an address belongs to, for a person to recognise their own sessions without
+ * the server keeping where exactly they were: an IPv4 address's /24, an IPv6 address's /48.
+ */
+export function networkPrefix(ip: string): string | undefined {
+  const subject = limitSubject(ip);
+  if (isIPv4(subject)) return `${subject.split('.').slice(0, 3).join('.')}.0/24`;
+  const groups = isIPv6(ip) ? ipv6Groups(ip) : undefined;
+  if (!groups) return undefined;
+  return `${groups
+    .slice(0, 3)
+    .map((group) => group.toString(16))
+    .join(':')}::/48`;
+}

@@ -93,6 +93,7 @@ export class Throttle {
   private readonly failuresByIp;
   private readonly signInsByAccount;
   private readonly signInsByIp;
+  private readonly secondStepFailuresByAccount;
   private readonly registrationsByIp;
   private readonly tokenFailuresByIp;
   private readonly userCodeFailuresByIp;
@@ -113,6 +114,12 @@ export class Throttle {
     this.failuresByIp = limiter(db, 'login-ip', limits.loginFailuresPerIp, limits.loginFailureWindowSeconds);
     this.signInsByAccount = limiter(db, 'signin-account', limits.signInsPerAccountPerMinute, 60);
     this.signInsByIp = limiter(db, 'signin-ip', limits.signInsPerIpPerMinute, 60);
+    this.secondStepFailuresByAccount = limiter(
+      db,
+      'second-step-account',
+      limits.secondStepFailuresPerAccount,
+      limits.loginFailureWindowSeconds,
+    );
     this.registrationsByIp = limiter(db, 'register-ip', limits.registrationsPerIpPerHour, 3600);
     this.tokenFailuresByIp = limiter(db, 'token-ip', limits.tokenFailuresPerIpPerMinute, 60);
     this.userCodeFailuresByIp = limiter(db, 'user-code-ip', limits.userCodeFailuresPerIp, limits.loginFailureWindowSeconds);
@@ -153,6 +160,36 @@ export class Throttle {
         ]);
         const failures = byAccount!.consumedPoints;
         return { delayMs: failures <= 3 ? 0 : Math.min(250 * 2 ** (failures - 4), 4000) };
+      },
+    };
+  }
+
+  /**
+   * Counts a second-step answer (a code, a passkey) before it is checked, per account and
+   * per IP, like a password. Throws TooManyAttempts while either is locked. A right password
+   * does not reset this counter, so knowing the password never buys more guesses of the
+   * code; a right second step does.
+   */
+  async beginSecondStep(accountId: string, ip: string): Promise<SignInAttempt> {
+    const accountKey = keyFor('account', accountId);
+    const clientKey = ipKey(ip);
+    const [byAccount, byIp] = await takeAll([
+      [this.secondStepFailuresByAccount, accountKey],
+      [this.failuresByIp, clientKey],
+    ]);
+    const { secondStepFailuresPerAccount, loginFailuresPerIp, loginLockSeconds } = this.limits;
+    return {
+      succeeded: async () => {
+        await Promise.all([this.secondStepFailuresByAccount.delete(accountKey), this.failuresByIp.reward(clientKey, 1)]);
+      },
+      failed: async () => {
+        await Promise.all([
+          byAccount!.consumedPoints >= secondStepFailuresPerAccount
+            ? this.secondStepFailuresByAccount.block(accountKey, loginLockSeconds)
+            : undefined,
+          byIp!.consumedPoints >= loginFailuresPerIp ? this.failuresByIp.block(clientKey, loginLockSeconds) : undefined,
+        ]);
+        return { delayMs: 0 };
       },
     };
   }

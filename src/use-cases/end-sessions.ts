@@ -3,7 +3,15 @@ import { recordAuditEvent } from '../audit/log.js';
 import type { Queryable } from '../db/index.js';
 import { NotFound } from '../errors.js';
 import { enqueueLogoutDelivery } from '../logout/deliveries.js';
-import { deleteSessionByUid, deleteSessions, deleteSignInState, sessionClientIds, type StoredSession } from '../oidc/artefacts.js';
+import { forgetSessionDevice } from '../accounts/session-devices.js';
+import {
+  deleteSessionByUid,
+  deleteSessions,
+  deleteSignInState,
+  listSessions,
+  sessionClientIds,
+  type StoredSession,
+} from '../oidc/artefacts.js';
 import { notifyLogout } from '../oidc/logout-notices.js';
 import { auditActor, type Actor, type WorkflowDeps } from './deps.js';
 
@@ -26,8 +34,21 @@ export async function signOutEverywhere(
   await endOtherAccountSessions(tx, accountId, keepAccountSession);
 }
 
+/** Queues a logout token for each service the ended session signed in to, naming that session (sid); forgets its device. */
+async function announceEndedSession(tx: Queryable, ended: StoredSession): Promise<void> {
+  for (const service of ended.services) {
+    await enqueueLogoutDelivery(tx, {
+      clientId: service.clientId,
+      accountId: ended.accountId,
+      sid: service.sid || null,
+      reason: 'session_revoked',
+    });
+  }
+  await forgetSessionDevice(tx, ended.uid);
+}
+
 /**
- * Ends one sign-in session by its handle (support staff): its cookie stops working and every
+ * Ends one sign-in session by its handle (support staff; the person, from the Security page): its cookie stops working and every
  * service it signed in to gets a back-channel logout, in one transaction. With `accountId`,
  * only a session of that account.
  */
@@ -37,14 +58,7 @@ export async function endSession(deps: WorkflowDeps, request: { uid: string; act
     if (!ended || (request.accountId !== undefined && ended.accountId !== request.accountId)) {
       throw new NotFound(`no session with uid ${request.uid}`);
     }
-    for (const service of ended.services) {
-      await enqueueLogoutDelivery(tx, {
-        clientId: service.clientId,
-        accountId: ended.accountId,
-        sid: service.sid || null,
-        reason: 'session_revoked',
-      });
-    }
+    await announceEndedSession(tx, ended);
     await recordAuditEvent(tx, {
       event: 'sessions.ended',
       outcome: 'success',
@@ -52,6 +66,35 @@ export async function endSession(deps: WorkflowDeps, request: { uid: string; act
       details: { sessions: 1 },
     });
     return ended;
+  });
+}
+
+/**
+ * "Sign out everywhere else", from the Security page: every sign-in session of the account
+ * but the browser's own (`keepSessionUid`) and every account-page session but this one end,
+ * in one transaction; each service of an ended session gets a logout token for it.
+ */
+export async function endOtherSessions(
+  deps: WorkflowDeps,
+  request: { accountId: string; actor: Actor; keepSessionUid: string | undefined; keepAccountSession: string },
+): Promise<{ ended: number }> {
+  return deps.db.transaction(async (tx) => {
+    let ended = 0;
+    for (const session of await listSessions(tx, request.accountId)) {
+      if (session.uid === request.keepSessionUid) continue;
+      const gone = await deleteSessionByUid(tx, session.uid);
+      if (!gone) continue;
+      await announceEndedSession(tx, gone);
+      ended += 1;
+    }
+    await endOtherAccountSessions(tx, request.accountId, request.keepAccountSession);
+    await recordAuditEvent(tx, {
+      event: 'sessions.ended',
+      outcome: 'success',
+      ...auditActor(request.actor, request.accountId),
+      details: { sessions: ended, keptThisBrowser: request.keepSessionUid !== undefined },
+    });
+    return { ended };
   });
 }
 

@@ -1,4 +1,6 @@
 import { listAccountSessions } from '../accounts/account-sessions.js';
+import { sessionDevicesOf } from '../accounts/session-devices.js';
+import { factorsOf } from '../factors/summary.js';
 import { claimsByScope } from '../accounts/claims.js';
 import { listServiceUse } from '../accounts/service-usage.js';
 import { findAccountById } from '../accounts/store.js';
@@ -44,7 +46,9 @@ export async function exportAccountData(db: Queryable, accountId: string) {
         expiresAt: row.expiresAt,
         services: Object.keys((row.payload['authorizations'] as Record<string, unknown> | undefined) ?? {}),
       })),
-    accountPageSessions: await listAccountSessions(db, accountId),
+    accountPageSessions: (await listAccountSessions(db, accountId)).map(({ handle: _handle, ...session }) => session),
+    sessionDevices: [...(await sessionDevicesOf(db, accountId)).values()],
+    signInFactors: await factorsOf(db, accountId),
     liveTokens: artefacts
       .filter((row) => row.model !== 'Session')
       .map((row) => ({ kind: row.model, clientId: row.clientId, issuedAt: epoch(row.payload['iat']), expiresAt: row.expiresAt })),

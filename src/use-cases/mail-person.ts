@@ -1,7 +1,7 @@
 import { issueLinkToken, type LinkPurpose } from '../accounts/one-time-links.js';
 import type { Queryable } from '../db/index.js';
 import type { Language } from '../i18n/catalogue.js';
-import { composeMail, type MailPurpose } from '../mail/messages.js';
+import { composeMail, type MailPurpose, type MailValues } from '../mail/messages.js';
 import type { MailRequester } from '../security/throttle.js';
 import type { WorkflowDeps } from './deps.js';
 
@@ -35,7 +35,15 @@ function linkLifetime(deps: WorkflowDeps, purpose: LinkPurpose): number {
  */
 export async function mailPerson(
   deps: WorkflowDeps,
-  message: { purpose: MailPurpose; link?: LinkPurpose; recipient: Recipient; requester: MailRequester; db?: Queryable },
+  message: {
+    purpose: MailPurpose;
+    link?: LinkPurpose;
+    recipient: Recipient;
+    requester: MailRequester;
+    db?: Queryable;
+    /** What a notice about sign-in factors names. */
+    details?: Pick<MailValues, 'factor' | 'remaining'>;
+  },
 ): Promise<boolean> {
   const { recipient } = message;
   if (!(await deps.throttle.allowMail(message.purpose, recipient.to, message.requester))) {
@@ -59,7 +67,7 @@ export async function mailPerson(
   await deps.mailer.send({
     ...recipient,
     purpose: message.purpose,
-    ...composeMail(message.purpose, recipient.language, { link, ttlSeconds }),
+    ...composeMail(message.purpose, recipient.language, { link, ttlSeconds, ...message.details }),
   });
   return true;
 }

@@ -4,9 +4,11 @@ import type { Database } from '../db/index.js';
 import { TooManyAttempts } from '../errors.js';
 import type { Throttle } from '../security/throttle.js';
 import { describeUserAgent } from '../security/user-agent.js';
+import { accountHasSecondFactor } from '../factors/summary.js';
 
 export type SignInResult =
-  | { ok: true; account: Account }
+  /** The password was right; with `secondStep` the account has a second factor, which the person must now give. */
+  | { ok: true; account: Account; secondStep: boolean }
   | { ok: false; reason: 'missing' }
   | { ok: false; reason: 'incorrect'; delayMs: number }
   | { ok: false; reason: 'locked'; retryAfterSeconds: number };
@@ -55,14 +57,24 @@ export async function signInWithPassword(
     return { ok: false, reason: 'incorrect', delayMs };
   }
   await attempt.succeeded();
-  await recordSignIn(deps.db, { accountId: check.account.id, clientId: input.clientId, ip: input.ip, userAgent: input.userAgent });
-  return { ok: true, account: check.account };
+  // Asked only after a right password: the first step answers unknown and known addresses alike.
+  const secondStep = await accountHasSecondFactor(deps.db, check.account.id);
+  if (!secondStep) {
+    await recordSignIn(deps.db, {
+      accountId: check.account.id,
+      clientId: input.clientId,
+      ip: input.ip,
+      userAgent: input.userAgent,
+      amr: ['pwd'],
+    });
+  }
+  return { ok: true, account: check.account, secondStep };
 }
 
-/** The audit record of a successful sign-in, with coarse client facts for the person's history. */
+/** The audit record of a completed sign-in (every step done), with coarse client facts for the person's history. */
 export async function recordSignIn(
   db: Database,
-  signIn: { accountId: string; clientId: string | null; ip: string; userAgent: string | undefined },
+  signIn: { accountId: string; clientId: string | null; ip: string; userAgent: string | undefined; amr: readonly string[] },
 ): Promise<void> {
   const client = describeUserAgent(signIn.userAgent);
   await recordAuditEvent(db, {
@@ -71,7 +83,7 @@ export async function recordSignIn(
     actor: signIn.accountId,
     clientId: signIn.clientId,
     ip: signIn.ip,
-    details: { browser: client.browser, os: client.os },
+    details: { browser: client.browser, os: client.os, amr: [...signIn.amr] },
   });
 }
 

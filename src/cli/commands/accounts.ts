@@ -9,6 +9,8 @@ import { requestEmailChange } from '../../use-cases/change-email.js';
 import { deleteAccount } from '../../use-cases/delete-account.js';
 import { disconnectService } from '../../use-cases/disconnect-service.js';
 import { requestPasswordReset } from '../../use-cases/reset-password.js';
+import { resetSignInFactors } from '../../use-cases/remove-factor.js';
+import { factorsOf, type Factors } from '../../factors/summary.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command } from '../command.js';
 import { describeRecord, describeTable, UsageError } from '../output.js';
@@ -42,6 +44,28 @@ function accountText(account: Account): string {
     created_at: account.createdAt,
     updated_at: account.updatedAt,
   });
+}
+
+/** An account's sign-in factors for support: kinds, names, counts and dates, never a secret. */
+function factorsText(factors: Factors): string {
+  const summary = describeRecord({
+    passkeys: factors.passkeys.length,
+    authenticator_app: factors.totp
+      ? `added ${factors.totp.createdAt.toISOString()}, last used ${factors.totp.lastUsedAt?.toISOString() ?? 'never'}`
+      : 'none',
+    recovery_codes: factors.recoveryCodes.total ? `${factors.recoveryCodes.unused} of ${factors.recoveryCodes.total} unused` : 'none',
+  });
+  if (factors.passkeys.length === 0) return summary;
+  const passkeys = describeTable(
+    factors.passkeys.map((passkey) => ({
+      passkey: passkey.name,
+      kind: passkey.deviceType === 'multiDevice' ? 'synced' : 'device-bound',
+      added: passkey.createdAt,
+      last_used: passkey.lastUsedAt ?? 'never',
+    })),
+    ['passkey', 'kind', 'added', 'last_used'],
+  );
+  return `${summary}\n\n${passkeys}`;
 }
 
 /** Mail an administrator's action causes is written in the person's own language. */
@@ -119,12 +143,35 @@ export const accountCommands: Command[] = [
   {
     name: 'accounts show',
     usage: 'idp accounts show <id|email>',
-    summary: 'show one account',
+    summary: 'show one account and its sign-in factors (kinds, names, counts, dates; never a secret)',
     options: {},
     positionals: ['account'],
     async run(runtime, _values, [reference]) {
       const account = await getAccount(runtime.db, reference!);
-      return { json: account, text: accountText(account) };
+      const factors = await factorsOf(runtime.db, account.id);
+      return { json: { ...account, factors }, text: `${accountText(account)}\n\n${factorsText(factors)}` };
+    },
+  },
+  {
+    name: 'accounts mfa reset',
+    usage: 'idp accounts mfa reset <id|email>',
+    summary:
+      'remove every passkey, authenticator app and recovery code of a person who lost them all; every session ends, the person is mailed',
+    options: {},
+    positionals: ['account'],
+    async run(runtime, _values, [reference]) {
+      const account = await getAccount(runtime.db, reference!);
+      const removed = await resetSignInFactors(await runtime.workflowDeps(), {
+        accountId: account.id,
+        actor: admin,
+        language: languageOf(account),
+      });
+      return {
+        json: { id: account.id, removed },
+        text:
+          `removed ${removed.passkeys} passkey(s), ${removed.authenticatorApp ? 'the' : 'no'} authenticator app and ${removed.recoveryCodes} unused recovery code(s) ` +
+          `of ${account.email}; every session ended and the person was mailed`,
+      };
     },
   },
   {

@@ -32,6 +32,7 @@ const metadataOptions: OptionSpec = {
   'id-token-claims': { type: 'string' },
   'require-par': { type: 'boolean' },
   'dpop-bound': { type: 'boolean' },
+  'require-acr': { type: 'string' },
 };
 
 /** The flag behind each field of the client schemas, for messages in the operator's terms. */
@@ -51,6 +52,7 @@ const flagOf: Record<string, string> = {
   idTokenClaims: '--id-token-claims',
   requirePar: '--require-par',
   dpopBound: '--dpop-bound',
+  requireAcr: '--require-acr',
 };
 
 /** --scope may be repeated or space/comma separated: --scope "openid profile". */
@@ -72,6 +74,8 @@ function metadataFromFlags(values: ParsedValues) {
     idTokenClaims: values['id-token-claims'],
     requirePar: values['require-par'] as boolean | undefined,
     dpopBound: values['dpop-bound'] as boolean | undefined,
+    // `none` lifts a requirement (clients update); on clients add it is the default.
+    requireAcr: values['require-acr'] === 'none' ? null : values['require-acr'],
   };
 }
 
@@ -95,6 +99,7 @@ function clientText(client: ClientView, secret?: string): string {
     id_token_claims: client.idTokenClaims === 'granted' ? 'granted (the claims of the granted scopes)' : 'minimal (sub only)',
     require_par: client.requirePar ? 'yes' : 'no',
     dpop_bound: client.dpopBound ? 'yes (access tokens only with DPoP)' : 'no',
+    require_acr: client.requireAcr ?? 'none (any complete sign-in)',
     created_at: client.createdAt,
   });
   return secret ? `${lines}\n\nclient_secret  ${secret}\nThe secret is shown only now. Store it in the service's secret store.` : lines;
@@ -114,7 +119,7 @@ export const clientCommands: Command[] = [
   {
     name: 'clients add',
     usage:
-      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--frontchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par] [--dpop-bound]',
+      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--frontchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par] [--dpop-bound] [--require-acr urn:group-idp:acr:1fa|urn:group-idp:acr:2fa|phr|none]',
     summary: 'register a service; prints its client_id and (once) its secret',
     options: { ...metadataOptions, public: { type: 'boolean' }, 'auth-method': { type: 'string' } },
     async run(runtime, values) {
@@ -122,6 +127,7 @@ export const clientCommands: Command[] = [
         flagOf,
         values: given({
           ...metadataFromFlags(values),
+          requireAcr: values['require-acr'] === 'none' ? undefined : values['require-acr'],
           name: (values['name'] as string | undefined) ?? '',
           backchannelLogoutUri: values['backchannel-logout-uri'],
           frontchannelLogoutUri: values['frontchannel-logout-uri'],
@@ -173,7 +179,7 @@ export const clientCommands: Command[] = [
   {
     name: 'clients update',
     usage:
-      'idp clients update <client_id> [--name ..] [--redirect-uri ..].. [--backchannel-logout-uri <uri>|""] [--scope ..].. [--grant-type ..].. [--subject-type ..] [--first-party|--no-first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par|--no-require-par] [--dpop-bound|--no-dpop-bound]',
+      'idp clients update <client_id> [--name ..] [--redirect-uri ..].. [--backchannel-logout-uri <uri>|""] [--scope ..].. [--grant-type ..].. [--subject-type ..] [--first-party|--no-first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par|--no-require-par] [--dpop-bound|--no-dpop-bound] [--require-acr <level>|none]',
     summary: 'change a service; list flags replace the whole list',
     options: metadataOptions,
     positionals: ['client_id'],

@@ -1,6 +1,8 @@
 import type { Context, Next } from 'koa';
 import { endAccountSession, resumeAccountSession, startAccountSession } from '../../accounts/account-sessions.js';
 import { findAccountById, type Account } from '../../accounts/store.js';
+import { networkPrefix } from '../../security/client-address.js';
+import { describeUserAgent } from '../../security/user-agent.js';
 import { useLanguage } from '../language.js';
 import type { SelfServiceDeps } from '../self-service.js';
 
@@ -51,7 +53,8 @@ export async function beginAccountSession(ctx: Context, deps: SelfServiceDeps, a
   const previous = ctx.cookies.get(ACCOUNT_COOKIE, { signed: true });
   if (previous) await endAccountSession(deps.db, previous);
   // A fresh id at every sign-in: an id planted before sign-in is never promoted.
-  const sessionId = await startAccountSession(deps.db, accountId, deps.config.selfService.accountSessionTtl);
+  const device = { ...describeUserAgent(ctx.get('user-agent') || undefined), ipPrefix: networkPrefix(ctx.ip) };
+  const sessionId = await startAccountSession(deps.db, accountId, deps.config.selfService.accountSessionTtl, device);
   ctx.cookies.set(ACCOUNT_COOKIE, sessionId, cookieOptions(ctx));
 }
 

@@ -6,6 +6,7 @@ import { safeReturnPath } from '../language.js';
 import { pageTranslator, renderPage } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
 import { signInFromPage } from '../sign-in.js';
+import { continueSignIn, passkeyChoice, signInStepRoutes, type SignInDoor } from '../sign-in-steps.js';
 import { beginAccountSession, finishAccountSession } from './session.js';
 
 const signInForm = z.object({
@@ -26,7 +27,26 @@ function afterSignIn(value: unknown): string {
  * services (lockout, enumeration-safe answers, audit), then starts an account-page session.
  */
 export function accountSignInRoutes(router: Router, deps: SelfServiceDeps): void {
-  function renderSignIn(ctx: Context, values: { email?: string; next: string; error?: string; notice?: string }, status = 200) {
+  /** The account pages as a door of the sign-in steps: no level asked, finished by an account-page session. */
+  function doorFor(next: string): SignInDoor {
+    const carry = `?next=${encodeURIComponent(next)}`;
+    return {
+      name: 'account',
+      base: '/account/sign-in',
+      carry,
+      clientId: null,
+      required: undefined,
+      restartUrl: `/account/sign-in${carry}`,
+      async finish(ctx, signIn) {
+        await beginAccountSession(ctx, deps, signIn.accountId);
+        ctx.status = 303;
+        ctx.redirect(next);
+      },
+      restart: (ctx, message, status) => renderSignIn(ctx, { next, error: message }, status),
+    };
+  }
+
+  async function renderSignIn(ctx: Context, values: { email?: string; next: string; error?: string; notice?: string }, status = 200) {
     const t = pageTranslator(ctx);
     ctx.state['returnPath'] = `/account/sign-in?next=${encodeURIComponent(values.next)}`;
     renderPage(
@@ -39,6 +59,8 @@ export function accountSignInRoutes(router: Router, deps: SelfServiceDeps): void
         action: '/account/sign-in',
         next: values.next,
         forgotUrl: '/password/forgot',
+        passkeyAction: `/account/sign-in/passkey?next=${encodeURIComponent(values.next)}`,
+        ...(await passkeyChoice(deps, doorFor(values.next))),
         email: values.email ?? '',
         error: values.error,
         notice: values.notice,
@@ -47,13 +69,13 @@ export function accountSignInRoutes(router: Router, deps: SelfServiceDeps): void
     );
   }
 
-  router.get('/sign-in', (ctx) => {
+  router.get('/sign-in', async (ctx) => {
     if (ctx.state['signedIn']) {
       ctx.status = 303;
       return ctx.redirect(afterSignIn(ctx.query['next']));
     }
     const notice = ctx.query['done'] === 'signed-out' ? pageTranslator(ctx)('accountSignIn.signedOut') : undefined;
-    renderSignIn(ctx, { next: afterSignIn(ctx.query['next']), notice });
+    await renderSignIn(ctx, { next: afterSignIn(ctx.query['next']), notice });
   });
 
   router.post('/sign-in', formBody, async (ctx) => {
@@ -61,13 +83,13 @@ export function accountSignInRoutes(router: Router, deps: SelfServiceDeps): void
     const next = afterSignIn(form.next);
     const outcome = await signInFromPage(ctx, deps, { email: form.email, password: form.password, clientId: null });
     if (!outcome.ok) {
-      renderSignIn(ctx, { email: form.email, next, error: outcome.message }, outcome.status);
+      await renderSignIn(ctx, { email: form.email, next, error: outcome.message }, outcome.status);
       return;
     }
-    await beginAccountSession(ctx, deps, outcome.account.id);
-    ctx.status = 303;
-    ctx.redirect(next);
+    await continueSignIn(ctx, deps, doorFor(next), { account: outcome.account, amr: ['pwd'] });
   });
+
+  signInStepRoutes(router, deps, { prefix: '/sign-in' }, async (ctx) => doorFor(afterSignIn(ctx.query['next'])));
 
   router.post('/sign-out', formBody, async (ctx) => {
     readForm(ctx, z.object({ _csrf: z.string().max(200).optional() }));

@@ -3,11 +3,12 @@ import type { PlainKey } from '../../i18n/catalogue.js';
 import { pageTranslator, renderPage, type PageData } from '../render.js';
 import { signedIn } from './session.js';
 
-export type AccountSection = 'profile' | 'password' | 'services' | 'activity' | 'data';
+export type AccountSection = 'profile' | 'password' | 'security' | 'services' | 'activity' | 'data';
 
 const sections: { section: AccountSection; href: string; label: PlainKey }[] = [
   { section: 'profile', href: '/account', label: 'account.nav.profile' },
   { section: 'password', href: '/account/password', label: 'account.nav.password' },
+  { section: 'security', href: '/account/security', label: 'account.nav.security' },
   { section: 'services', href: '/account/services', label: 'account.nav.services' },
   { section: 'activity', href: '/account/activity', label: 'account.nav.activity' },
   { section: 'data', href: '/account/data', label: 'account.nav.data' },
@@ -21,6 +22,13 @@ const notices: Record<string, PlainKey> = {
   'password-changed': 'password.changed',
   'service-revoked': 'services.revoked',
   'signed-out-everywhere': 'activity.signedOut',
+  'passkey-added': 'security.done.passkeyAdded',
+  'passkey-renamed': 'security.done.passkeyRenamed',
+  'passkey-removed': 'security.done.passkeyRemoved',
+  'authenticator-added': 'security.done.authenticatorAdded',
+  'authenticator-removed': 'security.done.authenticatorRemoved',
+  'session-ended': 'security.done.sessionEnded',
+  'other-sessions-ended': 'security.done.otherSessionsEnded',
 };
 
 export function doneRedirect(ctx: Context, path: string, notice: keyof typeof notices): void {

@@ -1,0 +1,58 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Queryable } from '../db/index.js';
+
+/**
+ * A sign-in between its steps: the password was right and the second step is awaited. The
+ * browser holds a random id (cookie); only its SHA-256 is kept, with the account, the methods
+ * used so far and the door it may finish at (one interaction, or the account pages).
+ * Finishing or abandoning it deletes it; it expires after ten minutes.
+ */
+const LIFETIME_SECONDS = 600;
+const hashOf = (id: string) => createHash('sha256').update(id).digest('base64url');
+const idShape = /^[A-Za-z0-9_-]{43}$/;
+
+export interface PendingSignIn {
+  accountId: string;
+  amr: string[];
+}
+
+export async function startPendingSignIn(db: Queryable, pending: PendingSignIn & { door: string }): Promise<string> {
+  const id = randomBytes(32).toString('base64url');
+  await db.query(
+    `INSERT INTO pending_sign_ins (id_hash, account_id, door, amr, expires_at) VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))`,
+    [hashOf(id), pending.accountId, pending.door, pending.amr, LIFETIME_SECONDS],
+  );
+  return id;
+}
+
+export async function findPendingSignIn(db: Queryable, id: string | undefined, door: string): Promise<PendingSignIn | undefined> {
+  if (!id || !idShape.test(id)) return undefined;
+  const { rows } = await db.query<{ account_id: string; amr: string[] }>(
+    'SELECT account_id, amr FROM pending_sign_ins WHERE id_hash = $1 AND door = $2 AND expires_at > now()',
+    [hashOf(id), door],
+  );
+  return rows[0] && { accountId: rows[0].account_id, amr: rows[0].amr };
+}
+
+/** Records a factor the person set up during this sign-in (so it counts towards the level when it finishes). */
+export async function extendPendingSignIn(db: Queryable, id: string, amr: readonly string[]): Promise<void> {
+  if (!idShape.test(id)) return;
+  await db.query('UPDATE pending_sign_ins SET amr = $2 WHERE id_hash = $1', [hashOf(id), amr]);
+}
+
+/** Ends it; true for the one caller that did (a double submit finishes once). */
+export async function finishPendingSignIn(db: Queryable, id: string): Promise<boolean> {
+  if (!idShape.test(id)) return false;
+  const { rowCount } = await db.query('DELETE FROM pending_sign_ins WHERE id_hash = $1 AND expires_at > now()', [hashOf(id)]);
+  return rowCount === 1;
+}
+
+/** Every sign-in of the account waiting for its second step (its factors changed under it). */
+export async function forgetPendingSignIns(db: Queryable, accountId: string): Promise<void> {
+  await db.query('DELETE FROM pending_sign_ins WHERE account_id = $1', [accountId]);
+}
+
+export async function sweepPendingSignIns(db: Queryable): Promise<number> {
+  const { rowCount } = await db.query('DELETE FROM pending_sign_ins WHERE expires_at < now()');
+  return rowCount ?? 0;
+}
