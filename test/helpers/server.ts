@@ -48,13 +48,16 @@ export function testDatabase(): Database {
 
 /**
  * The real app on a real port of 127.0.0.1 over the run's database. The issuer is the
- * exact URL clients use (127.0.0.1, never localhost).
+ * exact URL clients use: 127.0.0.1, or localhost for passkey tests (and then only that).
  */
-export async function startTestServer(options: { env?: Record<string, string>; db?: Database } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { env?: Record<string, string>; db?: Database; hostName?: 'localhost' } = {},
+): Promise<TestServer> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const issuer = `http://127.0.0.1:${port}`;
+  // WebAuthn needs a host name (not an IP) as relying-party id: passkey tests ask for localhost.
+  const issuer = `http://${options.hostName ?? '127.0.0.1'}:${port}`;
   const config = loadConfig({
     DATABASE_URL: inject('databaseUrl'),
     PORT: String(port),

@@ -4,7 +4,12 @@ import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { authenticate } from '../../src/accounts/store.js';
+import { startAccountSession } from '../../src/accounts/account-sessions.js';
+import { authenticate, createAccount } from '../../src/accounts/store.js';
+import { insertPasskey } from '../../src/factors/passkeys.js';
+import { replaceRecoveryCodes, useRecoveryCode } from '../../src/factors/recovery-codes.js';
+import { confirmEnrolment, enrolmentSecret } from '../../src/factors/totp.js';
+import { keyRing } from '../../src/oidc/keys.js';
 import { createPostgresDatabase, type Database } from '../../src/db/index.js';
 import { createLogger } from '../../src/logger.js';
 import { uniqueEmail } from '../helpers/fixtures.js';
@@ -185,6 +190,35 @@ describe('idp clients', { timeout: 60_000 }, () => {
     expect(shown.stdout).toMatch(/id_token_signed_response_alg\s+RS256/);
     expect(shown.stdout).toMatch(/id_token_claims\s+minimal/);
     expect(shown.stdout).toMatch(/require_par\s+yes/);
+  });
+
+  it('requires an authentication level of a service with --require-acr, lifts it with none, and refuses unknown levels (exit 2)', async () => {
+    const name = `Bank ${tag()}`;
+    const added = json<ClientJson>(
+      await idp([
+        'clients',
+        'add',
+        '--name',
+        name,
+        '--redirect-uri',
+        'https://bank.example/cb',
+        '--require-acr',
+        'urn:group-idp:acr:2fa',
+        '--json',
+      ]),
+    );
+    expect(added['requireAcr']).toBe('urn:group-idp:acr:2fa');
+    expect((await storedClient(added.clientId))!['require_acr']).toBe('urn:group-idp:acr:2fa');
+    expect((await idp(['clients', 'show', added.clientId])).stdout).toMatch(/require_acr\s+urn:group-idp:acr:2fa/);
+    const raised = json<ClientJson>(await idp(['clients', 'update', added.clientId, '--require-acr', 'phr', '--json']));
+    expect(raised['requireAcr']).toBe('phr');
+    const lifted = json<ClientJson>(await idp(['clients', 'update', added.clientId, '--require-acr', 'none', '--json']));
+    expect(lifted['requireAcr']).toBeNull();
+    expect((await storedClient(added.clientId))!['require_acr']).toBeUndefined();
+    const refused = await idp(['clients', 'update', added.clientId, '--require-acr', 'gold']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(oneLine);
+    expect(refused.stderr).toContain('--require-acr');
   });
 
   it('adds a public first-party client without a secret, taking --scope space-separated or repeated', async () => {
@@ -384,7 +418,8 @@ describe('idp accounts', { timeout: 60_000 }, () => {
       idp(['accounts', 'add', '--email', email.toUpperCase(), '--name', 'Again', '--json']),
     ]);
     const { generatedPassword: _printedOnce, ...view } = added;
-    expect(json(show)).toEqual(view);
+    // `show` adds the account's sign-in factors (none yet); `list` does not.
+    expect(json(show)).toEqual({ ...view, factors: { passkeys: [], recoveryCodes: { unused: 0, total: 0, createdAt: null } } });
     expect(show.stdout).not.toContain(password);
     const listed = json<AccountJson[]>(list);
     expect(listed.find((account) => account.id === added.id)).toEqual(view);
@@ -437,6 +472,79 @@ describe('idp accounts', { timeout: 60_000 }, () => {
     const [byId, byEmail] = await Promise.all([idp(['accounts', 'show', added.id]), idp(['accounts', 'show', email])]);
     expect(byId).toEqual({ code: 1, stdout: '', stderr: 'idp: no such account\n' });
     expect(byEmail).toEqual({ code: 1, stdout: '', stderr: 'idp: no such account\n' });
+  });
+});
+
+describe('idp accounts: sign-in factors', { timeout: 60_000 }, () => {
+  /** An account with a passkey, an authenticator app, recovery codes and an account-page session, made as the pages would. */
+  async function accountWithFactors() {
+    const account = await createAccount(db, { email: uniqueEmail('cli-mfa'), password: `pw-${tag()}-long`, name: 'Mfa', locale: 'ja' });
+    await insertPasskey(db, account.id, {
+      credentialId: `cred-${tag()}`,
+      publicKey: new Uint8Array([1, 2, 3]),
+      counter: 7,
+      transports: ['internal'],
+      deviceType: 'multiDevice',
+      backedUp: true,
+      aaguid: '00000000-0000-0000-0000-000000000000',
+      name: 'Phone passkey',
+    });
+    const keys = await keyRing(db, { keyEncryptionKeys: undefined });
+    const secret = await enrolmentSecret(db, account.id, keys);
+    await confirmEnrolment(db, account.id, secret, 1, keys);
+    const codes = await replaceRecoveryCodes(db, account.id);
+    await useRecoveryCode(db, account.id, codes[0]!.replace(/-/g, ''));
+    await startAccountSession(db, account.id, 600, { browser: 'Chrome', os: 'Linux', ipPrefix: undefined });
+    return { account, secret, codes };
+  }
+
+  it('accounts show lists factors by kind, name, count and date, never a secret', async () => {
+    const { account, secret, codes } = await accountWithFactors();
+    const shown = json<AccountJson & { factors: Record<string, unknown> }>(await idp(['accounts', 'show', account.email, '--json']));
+    expect(shown.factors).toMatchObject({
+      passkeys: [{ name: 'Phone passkey', deviceType: 'multiDevice', backedUp: true, lastUsedAt: null }],
+      totp: { createdAt: expect.any(String), lastUsedAt: null },
+      recoveryCodes: { unused: 9, total: 10 },
+    });
+    const text = await idp(['accounts', 'show', account.email]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/passkeys\s+1/);
+    expect(text.stdout).toMatch(/recovery_codes\s+9 of 10 unused/);
+    expect(text.stdout).toMatch(/Phone passkey\s+synced/);
+    for (const output of [JSON.stringify(shown), text.stdout]) {
+      expect(output).not.toContain(secret);
+      for (const code of codes) expect(output).not.toContain(code);
+    }
+  });
+
+  it('accounts mfa reset removes every factor, ends every session, audits it and mails the person in their language', async () => {
+    const { account } = await accountWithFactors();
+    const reset = json<{ removed: Record<string, unknown> }>(await idp(['accounts', 'mfa', 'reset', account.email, '--json']));
+    expect(reset.removed).toEqual({ passkeys: 1, authenticatorApp: true, recoveryCodes: 9 });
+    const left = await db.query<{ n: string }>(
+      `SELECT (SELECT count(*) FROM passkeys WHERE account_id = $1) + (SELECT count(*) FROM totp_factors WHERE account_id = $1)
+        + (SELECT count(*) FROM recovery_codes WHERE account_id = $1) + (SELECT count(*) FROM account_sessions WHERE account_id = $1) AS n`,
+      [account.id],
+    );
+    expect(left.rows[0]!.n).toBe('0');
+    const audit = await db.query<{ actor: string; details: Record<string, unknown> }>(
+      `SELECT actor, details FROM audit_events WHERE account_id = $1 AND event = 'factors.reset'`,
+      [account.id],
+    );
+    expect(audit.rows).toEqual([{ actor: 'admin', details: { passkeys: 1, authenticatorApp: true, recoveryCodes: 9 } }]);
+    const mail = await db.query<{ language: string }>(`SELECT language FROM outbox WHERE account_id = $1 AND purpose = 'factors_reset'`, [
+      account.id,
+    ]);
+    expect(mail.rows).toEqual([{ language: 'ja' }]);
+    // Nothing left to reset is not an error; an unknown account is (exit 1).
+    expect(json<{ removed: Record<string, unknown> }>(await idp(['accounts', 'mfa', 'reset', account.id, '--json'])).removed).toEqual({
+      passkeys: 0,
+      authenticatorApp: false,
+      recoveryCodes: 0,
+    });
+    const unknown = await idp(['accounts', 'mfa', 'reset', uniqueEmail('nobody')]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(oneLine);
   });
 });
 

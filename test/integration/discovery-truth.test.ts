@@ -70,6 +70,7 @@ describe('discovery', () => {
   it('publishes exactly the keys this test exercises, among them every feature the server implements', () => {
     const exercised = [
       'issuer',
+      'acr_values_supported',
       'authorization_endpoint',
       'token_endpoint',
       'userinfo_endpoint',
@@ -175,6 +176,8 @@ describe('discovery', () => {
     const userinfo = await oidc.fetchUserInfo(target.config, tokens.access_token, idToken.sub);
     for (const claim of list('claims_supported')) expect(claim in idToken || claim in userinfo, claim).toBe(true);
     expect(list('claim_types_supported')).toEqual(['normal']);
+    // The level of every sign-in is one of those advertised (two-step.test.ts asks for each).
+    expect(list('acr_values_supported')).toContain(idToken.acr);
     // claims_parameter_supported is false: a claims request adds nothing beyond the scopes.
     const narrow = await service({ scopes: ['openid', 'email'] });
     const request = await startAuthorization(narrow.config, narrow.redirectUri, 'openid');

@@ -27,7 +27,7 @@ const forbidden: Record<string, string[]> = {
   oidc: ['use-cases', 'http', 'cli', 'server.ts'],
   'use-cases': ['http', 'cli', 'server.ts'],
 };
-const domainFolders = ['accounts', 'audit', 'clients', 'mail', 'security', 'logout', 'i18n', 'db'];
+const domainFolders = ['accounts', 'audit', 'clients', 'factors', 'mail', 'security', 'logout', 'i18n', 'db'];
 
 function importsOf(file: { path: string; text: string }): string[] {
   const specifiers = [...file.text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((match) => match[1]!);

@@ -27,6 +27,12 @@ describe("oidc-provider's members that internals.ts relies on", () => {
       expect(typeof prototype[member], member).toBe('function');
   });
 
+  it('OIDCContext has the acr getter that authorization codes, ID tokens and device codes read', () => {
+    const descriptor = Object.getOwnPropertyDescriptor(provider().OIDCContext.prototype, 'acr');
+    expect(typeof descriptor?.get).toBe('function');
+    expect(descriptor?.configurable).toBe(true);
+  });
+
   it('ReplayDetection has a static unique(iss, jti, exp)', () => {
     expect(typeof (provider().ReplayDetection as unknown as { unique: unknown }).unique).toBe('function');
   });
