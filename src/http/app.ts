@@ -15,6 +15,7 @@ import { buildProvider, providerRoutes } from '../oidc/provider.js';
 import { configurePasswordWork } from '../security/password-work.js';
 import { trackServiceUsage } from '../oidc/service-usage.js';
 import { trackSessionDevices } from '../oidc/session-devices.js';
+import { sessionUidByCookie } from '../oidc/artefacts.js';
 import { createMailer } from '../mail/mailer.js';
 import { errorBoundary } from './errors.js';
 import { frontChannelLogout } from './frontchannel-logout.js';
@@ -182,7 +183,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(passwordReset.routes()).use(passwordReset.allowedMethods(methodErrors));
   app.use(acceptPostedRequests(providerRoutes));
   app.use(tokenEndpointThrottle(throttle, providerRoutes));
-  app.use(deviceCodeForm(provider, throttle, providerRoutes));
+  app.use(deviceCodeForm(provider, throttle, providerRoutes, async (cookie) => (await sessionUidByCookie(db, cookie)) !== undefined));
   app.use(frontChannelLogout(provider, db, config.issuer));
   app.use(mount(provider));
   const routers = [health, styles, language, publicMetrics, interactions, account, emailLinks, passwordReset];

@@ -5,6 +5,17 @@ import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oid
 import { rawRequest, type RawRequest, type RawResponse } from '../helpers/raw-http.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { completeAuthorization, formActions, hiddenField, UserAgent } from '../helpers/user-agent.js';
+import { signInToAccountPages } from '../helpers/self-service.js';
+import { SoftwareAuthenticator } from '../helpers/software-authenticator.js';
+import {
+  addPasskeyOnSecurityPage,
+  passkeyOptionsIn,
+  recoveryCodesIn,
+  setUpAuthenticatorApp,
+  submit,
+  totpCode,
+  unescapeHtml,
+} from '../helpers/strong-sign-in.js';
 
 /*
  * Property-based fuzz of every endpoint and form. Requests are written byte for byte on a
@@ -38,6 +49,12 @@ interface Fixtures {
   logoutXsrf: string;
   /** Interactions waiting at the login and at the consent prompt, with their browser's cookies and CSRF token. */
   interactions: { uid: string; cookies: string; csrf: string; prompt: 'login' | 'consent' }[];
+  /** Sign-ins past their password: at the second step (a service's and the account pages'), and at the offer to set a factor up. */
+  steps: { path: string; cookies: string; csrf: string }[];
+  /** Real answers to mix in: a current authenticator code, recovery codes, passkey answers of the right shape. */
+  answers: string[];
+  /** A signed-in account page (with a passkey and an authenticator app) and what its forms name. */
+  accountPage: { cookies: string; csrf: string; passkey: string; registration: string };
 }
 let fx: Fixtures;
 
@@ -470,7 +487,12 @@ beforeAll(async () => {
   // Sign-in failures per email are counted; a fuzz that repeats a short email would otherwise
   // wait out the progressive delay (up to 4 s each). Locking at 3 failures keeps it at zero
   // and fuzzes the locked page too. The per-IP limits stay as high as startTestServer sets them.
-  server = await startTestServer({ env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '3' } });
+  // localhost: passkeys are offered (WebAuthn refuses IP addresses), so their routes do real work.
+  // The second step is not locked after a few wrong codes, so the fuzz keeps reaching past it.
+  server = await startTestServer({
+    hostName: 'localhost',
+    env: { LOGIN_MAX_FAILURES_PER_ACCOUNT: '3', SECOND_STEP_FAILURES_PER_ACCOUNT: '100000' },
+  });
   port = (server.server.address() as { port: number }).port;
 
   const redirectUri = 'http://127.0.0.1:9600/cb';
@@ -517,7 +539,65 @@ beforeAll(async () => {
     .find((a) => a.endsWith('/consent'))!
     .split('/')[2]!;
 
+  // An account with a passkey and an authenticator app (set up on the Security page), and the
+  // sign-ins it leaves between their steps.
+  const strong = await createTestAccount(server.db);
+  const accountAgent = new UserAgent();
+  await signInToAccountPages(accountAgent, server.issuer, strong.email, strong.password);
+  const authenticator = new SoftwareAuthenticator(server.issuer);
+  const securityBefore = await accountAgent.request(`${server.issuer}/account/security`);
+  const registration = JSON.stringify(authenticator.register(passkeyOptionsIn(securityBefore.body, 'register')));
+  await addPasskeyOnSecurityPage(accountAgent, server, authenticator);
+  const { secret, after } = await setUpAuthenticatorApp(accountAgent, server);
+  void after;
+  const securityPage = await accountAgent.request(`${server.issuer}/account/security`);
+  const recoveryCodes = recoveryCodesIn((await submit(accountAgent, server, securityPage, '/account/security/recovery-codes')).body);
+  const securityNow = await accountAgent.request(`${server.issuer}/account/security`);
+  const stepAt = async (agent: UserAgent, page: { body: string; url: string }) => ({
+    path: new URL(page.url).pathname,
+    cookies: await agent.jar.getCookieString(page.url),
+    csrf: hiddenField(page.body, '_csrf'),
+  });
+  const serviceStep = new UserAgent();
+  const atLogin = await serviceStep.follow(authorizeUrl, redirectUri);
+  if ('stoppedAt' in atLogin) throw new Error('expected the login page');
+  const secondStepPage = await serviceStep.follow(
+    server.issuer + formActions(atLogin.body).find((a) => a.endsWith('/login'))!,
+    redirectUri,
+    {
+      form: { _csrf: hiddenField(atLogin.body, '_csrf'), email: strong.email, password: strong.password },
+    },
+  );
+  if ('stoppedAt' in secondStepPage) throw new Error('expected the second step');
+  const accountStep = new UserAgent();
+  const accountSignIn = await accountStep.request(`${server.issuer}/account/sign-in`);
+  const accountSecondStep = await accountStep.follow(`${server.issuer}/account/sign-in`, 'http://never/', {
+    form: { _csrf: hiddenField(accountSignIn.body, '_csrf'), email: strong.email, password: strong.password, next: '/account' },
+  });
+  if ('stoppedAt' in accountSecondStep) throw new Error('expected the account second step');
+  const demanding = await createTestClient(server.db, server.validator, {
+    redirectUris: [redirectUri],
+    requireAcr: 'urn:group-idp:acr:2fa',
+  });
+  const demandingConfig = await discoverClient(server.issuer, demanding.client.clientId, demanding.clientSecret);
+  const setupStep = new UserAgent();
+  const setupLogin = await setupStep.follow((await startAuthorization(demandingConfig, redirectUri, 'openid')).url.href, redirectUri);
+  if ('stoppedAt' in setupLogin) throw new Error('expected the login page');
+  const setupPage = await setupStep.follow(server.issuer + formActions(setupLogin.body).find((a) => a.endsWith('/login'))!, redirectUri, {
+    form: { _csrf: hiddenField(setupLogin.body, '_csrf'), email: consenting.email, password: consenting.password },
+  });
+  if ('stoppedAt' in setupPage) throw new Error('expected the setup offer');
+  const assertion = JSON.stringify(authenticator.authenticate(passkeyOptionsIn(secondStepPage.body, 'authenticate')));
+
   fx = {
+    steps: [await stepAt(serviceStep, secondStepPage), await stepAt(accountStep, accountSecondStep), await stepAt(setupStep, setupPage)],
+    answers: [totpCode(secret, 1), recoveryCodes[0]!, recoveryCodes[1]!.toLowerCase(), assertion, registration],
+    accountPage: {
+      cookies: await accountAgent.jar.getCookieString(`${server.issuer}/account/security`),
+      csrf: hiddenField(securityNow.body, '_csrf'),
+      passkey: unescapeHtml(/name="passkey" value="([^"]+)"/.exec(securityNow.body)![1]!),
+      registration,
+    },
     clientId: client.clientId,
     clientSecret: clientSecret!,
     redirectUri,
@@ -823,6 +903,61 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
     await fuzz('POST /interaction/:uid/abort', interactionForm('abort', []));
   });
 
+  it("the sign-in steps: passkey sign-in, the second step, the offer to set a factor up (a service's and the account pages')", async () => {
+    const stepPaths = (step: { path: string }) => {
+      const base = step.path.replace(/\/(second-step|setup)$/, '');
+      return ['passkey', 'second-step', 'setup', 'setup/authenticator', 'setup/passkey', 'setup/done', 'setup/decline'].map(
+        (action) => `${base}/${action}`,
+      );
+    };
+    await fuzz('GET|POST sign-in steps', () =>
+      fc.constantFrom(...fx.steps).chain((step) =>
+        requests({
+          methods: ['GET', 'POST'],
+          path: pathWith(stepPaths(step), (segment) => `/interaction/${segment}/second-step`),
+          query: { base: [], names: ['next'], good: ['/account/security'] },
+          body: {
+            base: [
+              ['_csrf', step.csrf],
+              ['code', '123456'],
+            ],
+            names: ['recovery_code', 'credential', 'name', '_csrf'],
+            good: [...fx.steps.map(({ csrf }) => csrf), ...fx.answers],
+          },
+          cookies: [step.cookies, step.cookies, step.cookies, ...fx.steps.map(({ cookies }) => cookies), fx.accountPage.cookies],
+        }),
+      ),
+    );
+  });
+
+  it('the Security page and its forms (/account/security/...)', async () => {
+    const { accountPage } = fx;
+    await fuzz('GET|POST /account/security', () => ({
+      methods: ['GET', 'POST'],
+      path: fc.constantFrom(
+        '/account/security',
+        '/account/security/passkeys',
+        '/account/security/passkeys/rename',
+        '/account/security/passkeys/remove',
+        '/account/security/authenticator',
+        '/account/security/authenticator/remove',
+        '/account/security/recovery-codes',
+        '/account/security/sessions/end',
+        '/account/security/sessions/end-others',
+      ),
+      body: {
+        base: [
+          ['_csrf', accountPage.csrf],
+          ['passkey', accountPage.passkey],
+          ['name', 'Renamed'],
+        ],
+        names: ['credential', 'password', 'code', 'session', 'account_session'],
+        good: [accountPage.csrf, accountPage.passkey, accountPage.registration, fx.password, ...fx.answers],
+      },
+      cookies: [accountPage.cookies, accountPage.cookies, fx.sessionCookies],
+    }));
+  });
+
   it('/healthz, /readyz, /metrics and the stylesheet', async () => {
     await fuzz('GET /healthz|/readyz|/metrics', {
       methods: ['GET'],
@@ -882,6 +1017,9 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
   it('case and trailing-slash variants of every route are 404, never answered as the route', async () => {
     // Every route the app has (its routers' and the provider's), with parameters filled in.
     const routes = server.routePaths.map((template) => template.replace(/:[A-Za-z]+/g, 'x'));
+    const templates = server.routePaths
+      .filter((template) => template.includes(':'))
+      .map((template) => new RegExp(`^${template.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z]+/g, '[^/]+')}$`));
     expect(routes).toEqual(
       expect.arrayContaining(['/account/password', '/interaction/x/login', '/token', '/.well-known/openid-configuration']),
     );
@@ -897,7 +1035,8 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
         method: fc.constantFrom('GET', 'POST'),
       })
       .map(({ route, flips, slash, method }) => ({ route, path: `${flipCase(route, flips)}${slash ? '/' : ''}`, method }))
-      .filter(({ route, path }) => path !== route && path !== '/');
+      // Not a variant when another route's parameter takes it: /device/Auth is /device/:uid.
+      .filter(({ route, path }) => path !== route && path !== '/' && !templates.some((template) => template.test(path)));
     const answer = async (method: string, path: string) => {
       const response = await send('route variants', { method, target: path, headers: [['Accept', 'text/html']] });
       expect(response.status, `${method} ${path}`).toBe(404);
@@ -969,6 +1108,17 @@ describe('5xx answers the fuzz found, since fixed (regression tests)', () => {
   fixedBug('answers /session/end?state=%00 with a 4xx, not a 500', async () => {
     return (await fetch(`${server.issuer}/session/end?state=%00`, { redirect: 'manual' })).status;
   });
+
+  for (const method of ['GET', 'HEAD']) {
+    fixedBug(
+      `answers ${method} /device/auth (routed as a device resumption) under a session that is not stored with a 4xx, not a 500`,
+      async () => {
+        const { cookies } = fx.interactions[0]!;
+        // An interaction's cookies: signed by us, but naming no stored session.
+        return (await rawRequest(port, { method, target: '/device/auth', headers: [['Cookie', `${cookies}; _session=unknown`]] })).status;
+      },
+    );
+  }
 
   fixedBug('answers TRACE, a method no route implements, with a 4xx, not 501', async () => {
     return (await rawRequest(port, { method: 'TRACE', target: '/healthz', headers: [] })).status;
