@@ -12,6 +12,7 @@ import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { LogoutListener, waitFor } from '../helpers/listener.js';
 import { discoverClient, startAuthorization } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { latestMail } from '../helpers/self-service.js';
 import { totpCode } from '../helpers/strong-sign-in.js';
 
 /*
@@ -170,6 +171,10 @@ describe.skipIf(chromiumMissing)('strong sign-in in headless Chromium', () => {
         await page.locator('#recovery-codes').waitFor();
         expect(await page.locator('#recovery-codes li').count()).toBe(10);
         await shot('02-recovery-codes');
+        // The notice goes out in the language the person uses the pages in.
+        const notice = await latestMail(server.db, account.email, 'factor_added');
+        expect(notice.language).toBe(language);
+        expect(notice.subject).toBe(t('mail.factorAdded.subject'));
         await page.getByRole('link', { name: t('recoveryCodes.done') }).click();
         await page.getByRole('heading', { name: language === 'ja' ? 'ノートPC' : 'Laptop' }).waitFor();
         await shot('03-security-with-passkey');

@@ -180,6 +180,30 @@ describe('an authenticator app', () => {
   });
 });
 
+describe('the account pages', () => {
+  it('ask for the second step too: no account-page session until it is given', async () => {
+    const { account, secret } = await personWithAuthenticator();
+    const agent = new UserAgent();
+    const form = await agent.request(`${server.issuer}/account/sign-in?next=/account/security`);
+    const afterPassword = await submit(agent, server, form, '/account/sign-in', {
+      email: account.email,
+      password: account.password,
+      next: '/account/security',
+    });
+    expect(afterPassword.status).toBe(303);
+    expect(afterPassword.location).toBe(`${server.issuer}/account/sign-in/second-step?next=%2Faccount%2Fsecurity`);
+    expect((await agent.request(`${server.issuer}/account`)).status).toBe(303);
+    const step = await agent.request(afterPassword.location!);
+    expect(step.body).toContain('name="code"');
+    const done = await submit(agent, server, step, '/account/sign-in/second-step?next=%2Faccount%2Fsecurity', { code: totpCode(secret) });
+    expect(done.status).toBe(303);
+    expect(done.location).toBe(`${server.issuer}/account/security`);
+    expect((await agent.request(`${server.issuer}/account/security`)).status).toBe(200);
+    // The sign-in in progress is gone: the same step cannot finish a second time.
+    expect((await submit(agent, server, step, '/account/sign-in/second-step', { code: totpCode(secret, 1) })).status).toBe(400);
+  });
+});
+
 describe('recovery codes', () => {
   it('work once each, forgive case and hyphens, and each use is mailed with the count left', async () => {
     const { account, recoveryCodes } = await personWithAuthenticator();
