@@ -6,7 +6,8 @@
  *
  * Env: BENCH_SECONDS (per run, default 3), BENCH_ROUNDS (per server, default 3),
  * BENCH_WARMUP_SECONDS (default 1), BENCH_CONNECTIONS (default "10,50"), BENCH_SCENARIOS
- * (comma list, default all), BENCH_CPU_PROF=1 (servers write .cpuprofile files to
+ * (comma list, default all; totp_sign_in and passkey_sign_in run on ours alone),
+ * BENCH_TOTP_ACCOUNTS (authenticator-app accounts to cycle through, default 1500), BENCH_CPU_PROF=1 (servers write .cpuprofile files to
  * bench/out/profiles), BENCH_OURS_DIR / BENCH_OURS_ENV (measure another build or setting of
  * ours, see lib/servers.ts), DATABASE_URL (the Postgres server to create the database on).
  */
@@ -16,8 +17,20 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { createPostgresDatabase } from '../src/db/index.js';
 import { createLogger } from '../src/logger.js';
-import { createFixtures, type Fixtures } from './lib/fixtures.js';
-import { authorize, clientCredentials, CookieJar, getJson, introspect, refresh, ssoFlow, userinfo } from './lib/flows.js';
+import { createFixtures, createStrongAccounts, type Fixtures, type StrongAccounts } from './lib/fixtures.js';
+import { Secret, TOTP } from 'otpauth';
+import {
+  authorize,
+  clientCredentials,
+  CookieJar,
+  getJson,
+  introspect,
+  passkeySignIn,
+  refresh,
+  secondStepSignIn,
+  ssoFlow,
+  userinfo,
+} from './lib/flows.js';
 import { measureFloors, type Floors } from './lib/floors.js';
 import { Http } from './lib/http.js';
 import { measure, summarize, type Observed, type RunSample, type Summary } from './lib/measure.js';
@@ -44,10 +57,37 @@ interface Scenario {
   name: string;
   /** ours/reference throughput the issue asks for; undefined: reported only. */
   minRatio?: number;
+  /** Only our server has it (second factors): measured against ours alone. */
+  oursOnly?: boolean;
   run(target: Target, http: Http, worker: number): Promise<void>;
 }
 
 let fixtures: Fixtures;
+let strong: StrongAccounts;
+
+/**
+ * Authenticator-app codes the server will accept: each account's steps strictly increase
+ * (a code is accepted once), within the current step and the next (±1 step of drift), so an
+ * account serves two sign-ins per 30 s and the bench cycles through many.
+ */
+class AuthenticatorCodes {
+  private next = 0;
+  private readonly lastStep = new Map<number, number>();
+
+  take(): { account: StrongAccounts['totp'][number]; code: string } {
+    for (let tries = 0; tries < strong.totp.length; tries += 1) {
+      const index = this.next++ % strong.totp.length;
+      const now = Math.floor(Date.now() / 30_000);
+      const step = Math.max(now, (this.lastStep.get(index) ?? -1) + 1);
+      if (step > now + 1) continue;
+      this.lastStep.set(index, step);
+      const account = strong.totp[index]!;
+      return { account, code: TOTP.generate({ secret: Secret.fromBase32(account.secret), timestamp: step * 30_000 }) };
+    }
+    throw new Error('every authenticator account used its codes this step: raise BENCH_TOTP_ACCOUNTS');
+  }
+}
+const authenticatorCodes = new AuthenticatorCodes();
 
 const scenarios: Scenario[] = [
   { name: 'discovery', run: (_t, http) => getJson(http, '/.well-known/openid-configuration') },
@@ -80,6 +120,21 @@ const scenarios: Scenario[] = [
       }
     },
   },
+  {
+    name: 'totp_sign_in',
+    oursOnly: true,
+    run: async (_t, http) => {
+      const { account, code } = authenticatorCodes.take();
+      await secondStepSignIn(http, new CookieJar(), fixtures.firstParty, account, code, 'openid profile');
+    },
+  },
+  {
+    name: 'passkey_sign_in',
+    oursOnly: true,
+    run: async (_t, http, w) => {
+      await passkeySignIn(http, new CookieJar(), fixtures.firstParty, strong.passkey[w]!.authenticator, 'openid profile');
+    },
+  },
   { name: 'userinfo', minRatio: 0.8, run: (t, http, w) => userinfo(http, t.users[w]!.accessToken) },
   { name: 'introspection', minRatio: 0.8, run: (t, http, w) => introspect(http, fixtures.web, t.users[w]!.accessToken) },
 ];
@@ -94,7 +149,8 @@ interface Row {
   scenario: string;
   connections: number;
   ours: Summary;
-  reference: Summary;
+  /** null for a scenario only ours has. */
+  reference: Summary | null;
   samples: { ours: RunSample[]; reference: RunSample[] };
   throughputRatio: number;
   p99Ratio: number;
@@ -131,20 +187,20 @@ function tableLines(rows: Row[]): string[] {
     r.scenario,
     String(r.connections),
     fmt(r.ours.opsPerSecond),
-    fmt(r.reference.opsPerSecond),
+    fmt(r.reference?.opsPerSecond ?? null),
     fmt(r.throughputRatio, 2),
     fmt(r.ours.p50Ms),
     fmt(r.ours.p99Ms),
-    fmt(r.reference.p50Ms),
-    fmt(r.reference.p99Ms),
+    fmt(r.reference?.p50Ms ?? null),
+    fmt(r.reference?.p99Ms ?? null),
     fmt(r.p99Ratio, 2),
-    `${r.ours.errors}/${r.reference.errors}`,
+    `${r.ours.errors}/${r.reference?.errors ?? '-'}`,
     fmt(r.ours.cpuSecondsPer1000, 2),
     fmt(r.ours.pgCpuSecondsPer1000, 2),
-    fmt(r.reference.cpuSecondsPer1000, 2),
+    fmt(r.reference?.cpuSecondsPer1000 ?? null, 2),
     fmt(r.ours.opsPerCpuSecond, 0),
     fmt(r.ours.opsPerCpuSecondWithPostgres, 0),
-    fmt(r.reference.opsPerCpuSecond, 0),
+    fmt(r.reference?.opsPerCpuSecond ?? null, 0),
     fmt(r.ours.queriesPerOp, 1),
     verdict(r),
   ]);
@@ -193,6 +249,11 @@ async function main(): Promise<void> {
     const db = createPostgresDatabase(database.url, { poolMax: 2, logger: createLogger({ logLevel: 'silent' }) });
     const maxConnections = Math.max(...settings.connections);
     fixtures = await createFixtures(db, maxConnections);
+    strong = await createStrongAccounts(db, {
+      totp: Number(process.env['BENCH_TOTP_ACCOUNTS'] ?? 1500),
+      passkey: maxConnections,
+      origin: ours.issuer,
+    });
     await db.close();
     const fixturesPath = join(outDir, 'fixtures.json');
     writeFileSync(fixturesPath, JSON.stringify(fixtures));
@@ -210,40 +271,41 @@ async function main(): Promise<void> {
     const rows: Row[] = [];
     process.stdout.write(`${tableLines([]).join('\n')}\n`);
     for (const scenario of scenarios.filter((s) => !settings.only || settings.only.includes(s.name))) {
+      const measured = scenario.oursOnly ? targets.filter((target) => target.name === 'ours') : targets;
       for (const connections of settings.connections) {
         const samples: Record<Target['name'], RunSample[]> = { ours: [], reference: [] };
-        for (const target of targets) {
+        for (const target of measured) {
           const http = poolFor(target, connections);
           await measure(target, connections, settings.warmupSeconds, (w) => scenario.run(target, http, w));
         }
         for (let round = 0; round < settings.rounds; round += 1) {
           // A B, B A, A B …: neither server always runs first (warmer caches, thermal drift).
-          for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
+          for (const target of round % 2 === 0 ? measured : [...measured].reverse()) {
             const http = poolFor(target, connections);
             samples[target.name].push(await measure(target, connections, settings.seconds, (w) => scenario.run(target, http, w)));
           }
         }
         const o = summarize(samples.ours);
-        const r = summarize(samples.reference);
+        const r = scenario.oursOnly ? null : summarize(samples.reference);
         const row: Row = {
           scenario: scenario.name,
           connections,
           ours: o,
           reference: r,
           samples,
-          throughputRatio: o.opsPerSecond / r.opsPerSecond,
-          p99Ratio: o.p99Ms / r.p99Ms,
+          throughputRatio: r ? o.opsPerSecond / r.opsPerSecond : Number.NaN,
+          p99Ratio: r ? o.p99Ms / r.p99Ms : Number.NaN,
           minRatio: scenario.minRatio,
           met: {
-            throughput: scenario.minRatio === undefined ? null : o.opsPerSecond / r.opsPerSecond >= scenario.minRatio,
-            errors: o.errors === 0 && r.errors === 0,
-            p99: o.p99Ms <= 1.5 * r.p99Ms,
+            throughput: scenario.minRatio === undefined || !r ? null : o.opsPerSecond / r.opsPerSecond >= scenario.minRatio,
+            errors: o.errors === 0 && (r?.errors ?? 0) === 0,
+            p99: !r || o.p99Ms <= 1.5 * r.p99Ms,
           },
         };
         rows.push(row);
         process.stdout.write(`${tableLines([row])[2]}\n`);
-        if (o.firstError || r.firstError)
-          process.stdout.write(`  first errors: ours=${o.firstError ?? '-'} reference=${r.firstError ?? '-'}\n`);
+        if (o.firstError || r?.firstError)
+          process.stdout.write(`  first errors: ours=${o.firstError ?? '-'} reference=${r?.firstError ?? '-'}\n`);
       }
     }
     for (const target of targets) for (const http of target.pools.values()) await http.close();

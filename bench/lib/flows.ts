@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { FixtureAccount, FixtureClient } from './fixtures.js';
-import { basicAuth, CookieJar, expectStatus, type Http, UnexpectedReply } from './http.js';
+import type { RequestOptions, SoftwareAuthenticator } from '../../test/helpers/software-authenticator.js';
+import { basicAuth, CookieJar, expectStatus, type Http, type Reply, UnexpectedReply } from './http.js';
 
 /** What a relying party holds after a code exchange. */
 export interface Tokens {
@@ -133,3 +134,72 @@ export async function getJson(http: Http, path: string): Promise<void> {
 }
 
 export { CookieJar };
+
+const unescapeAttribute = (text: string) =>
+  text
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'")
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&amp;/g, '&');
+
+/** The WebAuthn request options a sign-in page's passkey form carries. */
+function passkeyRequestOptions(body: string): RequestOptions {
+  const match = /data-passkey="authenticate" data-options="([^"]*)"/.exec(body);
+  if (!match) throw new Error('no passkey form on the page');
+  return JSON.parse(unescapeAttribute(match[1]!)) as RequestOptions;
+}
+
+/** Follows the resumption after an interaction step to the client's redirect (a first-party client: no consent). */
+async function resumeToCode(http: Http, jar: CookieJar, client: FixtureClient, step: string, submitted: Reply): Promise<string> {
+  expectStatus(step, submitted, 303);
+  const resumed = expectStatus('resume', await http.request('GET', submitted.location!, { jar }), 302, 303);
+  return codeFrom(client, resumed.location);
+}
+
+/** A first-party sign-in with password and then an authenticator-app code: login page → password → second step → code. */
+export async function secondStepSignIn(
+  http: Http,
+  jar: CookieJar,
+  client: FixtureClient,
+  account: FixtureAccount,
+  code: string,
+  scope: string,
+): Promise<string> {
+  const { path } = authorizationPath(client, scope);
+  const start = expectStatus('authorize', await http.request('GET', path, { jar }), 302, 303);
+  const login = expectStatus('login page', await http.request('GET', start.location!, { jar }), 200);
+  const csrf = csrfField.exec(login.body)![1]!;
+  const interaction = new URL(start.location!).pathname;
+  const afterPassword = expectStatus(
+    'password',
+    await http.request('POST', `${interaction}/login`, { jar, form: { _csrf: csrf, email: account.email, password: account.password } }),
+    303,
+  );
+  if (!afterPassword.location?.endsWith('/second-step')) throw new UnexpectedReply('expected the second step', afterPassword);
+  const secondStep = expectStatus('second-step page', await http.request('GET', afterPassword.location, { jar }), 200);
+  const submitted = await http.request('POST', `${interaction}/second-step`, {
+    jar,
+    form: { _csrf: csrfField.exec(secondStep.body)![1]!, code },
+  });
+  return resumeToCode(http, jar, client, 'second step', submitted);
+}
+
+/** A first-party sign-in with a passkey alone: login page (with its challenge) → assertion → code. */
+export async function passkeySignIn(
+  http: Http,
+  jar: CookieJar,
+  client: FixtureClient,
+  authenticator: SoftwareAuthenticator,
+  scope: string,
+): Promise<string> {
+  const { path } = authorizationPath(client, scope);
+  const start = expectStatus('authorize', await http.request('GET', path, { jar }), 302, 303);
+  const login = expectStatus('login page', await http.request('GET', start.location!, { jar }), 200);
+  const credential = authenticator.authenticate(passkeyRequestOptions(login.body));
+  const submitted = await http.request('POST', `${new URL(start.location!).pathname}/passkey`, {
+    jar,
+    form: { _csrf: csrfField.exec(login.body)![1]!, credential: JSON.stringify(credential) },
+  });
+  return resumeToCode(http, jar, client, 'passkey', submitted);
+}

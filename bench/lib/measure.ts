@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { cpuSeconds, sampleRss } from './proc.js';
 import { median, percentile, runLoad } from './load.js';
-import type { ServerProcess } from './servers.js';
+import { benchMetricsToken, type ServerProcess } from './servers.js';
 
 /** One measured run of one scenario against one server. */
 export interface RunSample {
@@ -21,7 +21,9 @@ export interface RunSample {
 }
 
 async function queryCount(origin: string): Promise<number> {
-  const text = await (await fetch(`${origin}/metrics`)).text();
+  const response = await fetch(`${origin}/metrics`, { headers: { authorization: `Bearer ${benchMetricsToken}` } });
+  if (!response.ok) throw new Error(`our /metrics answered ${response.status}`);
+  const text = await response.text();
   let total = 0;
   for (const line of text.split('\n')) if (line.startsWith('idp_db_query_duration_seconds_count')) total += Number(line.split(' ').pop());
   return total;

@@ -60,6 +60,8 @@ export async function freePort(): Promise<number> {
 export interface ServerProcess {
   name: 'ours' | 'reference';
   origin: string;
+  /** The issuer it answers as (ours: localhost, so passkeys are offered). */
+  issuer: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -113,6 +115,7 @@ async function startChild(
   return {
     name,
     origin,
+    issuer: env['ISSUER'] ?? origin,
     pid: child.pid!,
     async stop() {
       if (child.exitCode !== null) return;
@@ -123,6 +126,9 @@ async function startChild(
     },
   };
 }
+
+/** Our server's /metrics needs a bearer token (METRICS_TOKEN); the bench reads its query counter there. */
+export const benchMetricsToken = 'bench-metrics-token-0123456789abcdef';
 
 /**
  * Our server, built (`npm run build`), on the bench database, with rate limits out of the
@@ -139,10 +145,13 @@ export async function startOurs(databaseUrl: string, extraEnv: Record<string, st
     {
       DATABASE_URL: databaseUrl,
       HOST: '127.0.0.1',
-      ISSUER: `http://127.0.0.1:${port}`,
+      // A host name, as in production: passkeys are offered (WebAuthn refuses IP addresses).
+      ISSUER: `http://localhost:${port}`,
       LOG_LEVEL: 'warn',
       LOGIN_MAX_FAILURES_PER_IP: '100000000',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000000',
+      SECOND_STEP_FAILURES_PER_ACCOUNT: '100000000',
+      METRICS_TOKEN: benchMetricsToken,
       REGISTRATIONS_PER_IP_PER_HOUR: '100000000',
       TOKEN_FAILURES_PER_IP_PER_MINUTE: '100000000',
       SIGN_INS_PER_ACCOUNT_PER_MINUTE: '100000000',

@@ -23,6 +23,8 @@ export interface RequestOptions {
 interface Credential {
   id: Buffer;
   key: KeyObject;
+  /** The public key as COSE_Key, as a server stores it. */
+  publicKey: Uint8Array;
   userHandle: Buffer;
   rpId: string;
   counter: number;
@@ -96,7 +98,15 @@ export class SoftwareAuthenticator {
     const rpId = bend.rpId ?? options.rp.id ?? new URL(this.origin).hostname;
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const id = randomBytes(32);
-    const credential = { id, key: privateKey, userHandle: Buffer.from(options.user.id, 'base64url'), rpId, counter: bend.counter ?? 0 };
+    const cose = coseKey(publicKey);
+    const credential = {
+      id,
+      key: privateKey,
+      publicKey: cose,
+      userHandle: Buffer.from(options.user.id, 'base64url'),
+      rpId,
+      counter: bend.counter ?? 0,
+    };
     const idLength = Buffer.alloc(2);
     idLength.writeUInt16BE(id.length);
     const authData = Buffer.concat([
@@ -106,7 +116,7 @@ export class SoftwareAuthenticator {
       Buffer.alloc(16),
       idLength,
       id,
-      coseKey(publicKey),
+      cose,
     ]);
     const statement: Map<string, string | Uint8Array | Map<string, string>> = new Map();
     statement.set('fmt', 'none');
