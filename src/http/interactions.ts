@@ -13,7 +13,9 @@ import { mailLink, mailPerson } from '../use-cases/mail-person.js';
 import { recordSignIn } from '../use-cases/sign-in.js';
 import { levelOf, type AuthenticationMethod } from '../factors/levels.js';
 import { requiredLevel } from '../oidc/authentication-level.js';
-import { continueSignIn, passkeyChoice, signInStepRoutes, type SignInDoor } from './sign-in-steps.js';
+import type { SignInDoor } from './sign-in/door.js';
+import { setupOfferRoutes } from './sign-in/setup-offer.js';
+import { continueSignIn, passkeyChoice, signInStepRoutes } from './sign-in/steps.js';
 import { issueCsrfToken } from './csrf.js';
 import { PageError, tooManyAttemptsMessage } from './errors.js';
 import { firstProblem } from './form-errors.js';
@@ -23,7 +25,7 @@ import { consentCounter } from './metrics.js';
 import { pageTranslator, renderPage } from './render.js';
 import type { SelfServiceDeps } from './self-service.js';
 import { routerOptions } from './routing.js';
-import { signInFromPage } from './sign-in.js';
+import { signInFromPage } from './sign-in/password.js';
 
 // Shapes only; what the values must look like is checked with the messages users see.
 const loginForm = z.object({
@@ -85,7 +87,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
     ctx.redirect(redirectTo);
   }
 
-  /** This interaction as a door of the sign-in steps (sign-in-steps.ts). */
+  /** This interaction as a door of the sign-in steps (sign-in/). */
   function doorOf(loaded: Awaited<ReturnType<typeof loadInteraction>>): SignInDoor {
     const { details, client, clientId, clientName } = loaded;
     const base = `/interaction/${details.uid}`;
@@ -221,7 +223,9 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
     await continueSignIn(ctx, deps, doorOf(loaded), { account: outcome.account, amr: ['pwd'] });
   });
 
-  signInStepRoutes(router, deps, { prefix: '' }, async (ctx) => doorOf(await loadInteraction(ctx, 'login')));
+  const interactionDoor = async (ctx: Context) => doorOf(await loadInteraction(ctx, 'login'));
+  signInStepRoutes(router, deps, '', interactionDoor);
+  setupOfferRoutes(router, deps, '', interactionDoor);
 
   router.get('/register', async (ctx) => {
     const { clientName } = await loadInteraction(ctx, 'login');

@@ -139,6 +139,34 @@ describe('passkeys', () => {
   });
 });
 
+describe('the offer to set a factor up', () => {
+  it('is no way around the second step: an account whose passkey can answer cannot add an authenticator app instead', async () => {
+    const { account } = await personWithPasskey();
+    const registered = await createTestClient(server.db, server.validator, { requireAcr: 'urn:group-idp:acr:2fa' });
+    const agent = new UserAgent();
+    const atSecondStep = await signInAtService(agent, server, registered, { email: account.email, password: account.password });
+    expect(atSecondStep.page!.body).toContain('data-passkey="authenticate"');
+    const base = new URL(atSecondStep.page!.url).pathname.replace(/\/second-step$/, '');
+    const offer = await agent.request(`${server.issuer}${base}/setup/authenticator`);
+    expect(offer.status).toBe(400);
+    expect(offer.body).not.toContain('totp-secret');
+    const csrf = /name="_csrf" value="([^"]+)"/.exec(atSecondStep.page!.body)![1]!;
+    for (const [step, form] of [
+      ['setup/authenticator', { _csrf: csrf, code: '123456' }],
+      ['setup/done', { _csrf: csrf }],
+    ] as const) {
+      const response = await agent.request(`${server.issuer}${base}/${step}`, { form });
+      expect(response.status, step).toBe(400);
+      expect(response.location, step).toBeUndefined();
+    }
+    const { rows } = await server.db.query(
+      'SELECT 1 FROM totp_enrolments WHERE account_id = $1 UNION ALL SELECT 1 FROM totp_factors WHERE account_id = $1',
+      [account.id],
+    );
+    expect(rows).toHaveLength(0);
+  });
+});
+
 describe('passkey answers that do not verify', () => {
   it('refuse a registration for another origin or RP id, without user verification, malformed, or replayed: a message, nothing stored', async () => {
     const account = await createTestAccount(server.db);

@@ -24,7 +24,7 @@ import { formBody, readForm } from '../forms.js';
 import { currentLanguage } from '../language.js';
 import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
-import { defaultPasskeyName, passkeyCreationJson, passkeyNameSchema, qrCodeSvg } from '../sign-in-steps.js';
+import { defaultPasskeyName, passkeyCreationJson, passkeyNameSchema, qrCodeSvg } from '../sign-in/factor-forms.js';
 import { signedIn } from './session.js';
 import { doneRedirect, renderAccountPage } from './view.js';
 

@@ -5,8 +5,9 @@ import { formBody, readForm } from '../forms.js';
 import { safeReturnPath } from '../language.js';
 import { pageTranslator, renderPage } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
-import { signInFromPage } from '../sign-in.js';
-import { continueSignIn, passkeyChoice, signInStepRoutes, type SignInDoor } from '../sign-in-steps.js';
+import { signInFromPage } from '../sign-in/password.js';
+import type { SignInDoor } from '../sign-in/door.js';
+import { continueSignIn, passkeyChoice, signInStepRoutes } from '../sign-in/steps.js';
 import { beginAccountSession, finishAccountSession } from './session.js';
 
 const signInForm = z.object({
@@ -89,7 +90,7 @@ export function accountSignInRoutes(router: Router, deps: SelfServiceDeps): void
     await continueSignIn(ctx, deps, doorFor(next), { account: outcome.account, amr: ['pwd'] });
   });
 
-  signInStepRoutes(router, deps, { prefix: '/sign-in' }, async (ctx) => doorFor(afterSignIn(ctx.query['next'])));
+  signInStepRoutes(router, deps, '/sign-in', async (ctx) => doorFor(afterSignIn(ctx.query['next'])));
 
   router.post('/sign-out', formBody, async (ctx) => {
     readForm(ctx, z.object({ _csrf: z.string().max(200).optional() }));

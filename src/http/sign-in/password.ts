@@ -1,12 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Context } from 'koa';
-import type { Account } from '../accounts/store.js';
-import { TooManyAttempts } from '../errors.js';
-import { signInWithPassword } from '../use-cases/sign-in.js';
-import { tooManyAttemptsMessage } from './errors.js';
-import { signInCounter } from './metrics.js';
-import { pageTranslator } from './render.js';
-import type { SelfServiceDeps } from './self-service.js';
+import type { Account } from '../../accounts/store.js';
+import { TooManyAttempts } from '../../errors.js';
+import { signInWithPassword } from '../../use-cases/sign-in.js';
+import { tooManyAttemptsMessage } from '../errors.js';
+import { signInCounter } from '../metrics.js';
+import { pageTranslator } from '../render.js';
+import type { SelfServiceDeps } from '../self-service.js';
 
 export type SignInOutcome = { ok: true; account: Account } | { ok: false; status: 400 | 401 | 429; message: string };
 
