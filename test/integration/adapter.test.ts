@@ -402,14 +402,19 @@ describe('PostgresAdapter for the Client model', () => {
 
   it('upsert of an existing client replaces its metadata and advances updated_at', async () => {
     const id = uniqueId('client');
+    // In microseconds, as Postgres keeps it: two upserts can fall in the same millisecond.
+    const updatedMicros = async () =>
+      BigInt(
+        (await db.query<{ us: string }>('SELECT (extract(epoch FROM updated_at) * 1000000)::bigint AS us FROM clients WHERE id = $1', [id]))
+          .rows[0]!.us,
+      );
     await new Adapter('Client').upsert(id, { client_id: id, client_name: 'Before' }, undefined);
-    const first = await clientRow(id);
+    const first = await updatedMicros();
 
     await new Adapter('Client').upsert(id, { client_id: id, client_name: 'After' }, undefined);
 
-    const second = await clientRow(id);
-    expect(second?.metadata).toEqual({ client_id: id, client_name: 'After' });
-    expect(second!.updated_at.getTime()).toBeGreaterThan(first!.updated_at.getTime());
+    expect((await clientRow(id))?.metadata).toEqual({ client_id: id, client_name: 'After' });
+    expect(await updatedMicros()).toBeGreaterThan(first);
   });
 
   it('find of an unknown client returns undefined, and destroy deletes the clients row', async () => {
