@@ -149,6 +149,8 @@ const environmentSchema = z.object({
   MAIL_PER_ACCOUNT_PER_HOUR: z.coerce.number().int().min(1).default(5),
   MAIL_PER_RECIPIENT_PER_REQUESTER_PER_HOUR: z.coerce.number().int().min(1).default(3),
   MAIL_PER_RECIPIENT_PER_HOUR: z.coerce.number().int().min(1).default(10),
+  // Notices of changes a person made to their own sign-in factors, per kind and address.
+  MAIL_SECURITY_NOTICES_PER_HOUR: z.coerce.number().int().min(1).default(30),
   // The old address can undo an email change for at least a week (a takeover is noticed late).
   EMAIL_CHANGE_REVERT_TTL: z.coerce
     .number({ message: 'expected a number of seconds' })
@@ -235,6 +237,8 @@ export type RateLimits = Readonly<{
   mailPerRecipientPerRequesterPerHour: number;
   /** Messages others may cause to one address per hour, whoever they are (the owner's own actions are not capped). */
   mailPerRecipientPerHour: number;
+  /** Notices of a person's own changes to their sign-in factors, per kind and address per hour. */
+  mailSecurityNoticesPerHour: number;
   passwordResetsPerIpPerHour: number;
 }>;
 
@@ -312,6 +316,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       mailPerAccountPerHour: e.MAIL_PER_ACCOUNT_PER_HOUR,
       mailPerRecipientPerRequesterPerHour: e.MAIL_PER_RECIPIENT_PER_REQUESTER_PER_HOUR,
       mailPerRecipientPerHour: e.MAIL_PER_RECIPIENT_PER_HOUR,
+      mailSecurityNoticesPerHour: e.MAIL_SECURITY_NOTICES_PER_HOUR,
       passwordResetsPerIpPerHour: e.PASSWORD_RESETS_PER_IP_PER_HOUR,
     }),
     passwordHashing: Object.freeze({

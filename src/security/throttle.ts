@@ -67,10 +67,21 @@ export interface MailRequester {
    * cap, so no stranger can use up the allowance a person needs for their own notices.
    */
   isRecipientsOwnAccount: boolean;
+  /**
+   * A notice of a change the person made to their own sign-in factors: each one must reach
+   * them (they are how a takeover is noticed), so it has a limit of its own, much higher
+   * than for link mail, instead of the per-requester one.
+   */
+  securityNotice?: boolean;
 }
 
 export const mailRequester = {
   owner: (accountId: string): MailRequester => ({ key: `account:${accountId}`, isRecipientsOwnAccount: true }),
+  ownSecurityChange: (accountId: string): MailRequester => ({
+    key: `account:${accountId}`,
+    isRecipientsOwnAccount: true,
+    securityNotice: true,
+  }),
   account: (accountId: string): MailRequester => ({ key: `account:${accountId}`, isRecipientsOwnAccount: false }),
   ip: (ip: string): MailRequester => ({ key: `ip:${limitSubject(ip)}`, isRecipientsOwnAccount: false }),
   admin: (): MailRequester => ({ key: 'admin', isRecipientsOwnAccount: true }),
@@ -102,6 +113,7 @@ export class Throttle {
   private readonly resetsByIp;
   private readonly mailByRecipientAndRequester;
   private readonly mailByRecipient;
+  private readonly securityNoticesByRecipient;
 
   constructor(
     db: Database,
@@ -127,6 +139,7 @@ export class Throttle {
     this.resetsByIp = limiter(db, 'reset-ip', limits.passwordResetsPerIpPerHour, 3600);
     this.mailByRecipientAndRequester = limiter(db, 'mail-pair', limits.mailPerRecipientPerRequesterPerHour, 3600);
     this.mailByRecipient = limiter(db, 'mail-recipient', limits.mailPerRecipientPerHour, 3600);
+    this.securityNoticesByRecipient = limiter(db, 'mail-security-notice', limits.mailSecurityNoticesPerHour, 3600);
   }
 
   /**
@@ -215,6 +228,8 @@ export class Throttle {
    */
   async allowMail(kind: string, recipient: string, requester: MailRequester): Promise<boolean> {
     const recipientKey = emailKey(recipient);
+    if (requester.securityNotice)
+      return (await take(this.securityNoticesByRecipient, keyFor('mail', `${kind}\u0000${recipientKey}`))).allowed;
     const pair = await take(this.mailByRecipientAndRequester, keyFor('mail', `${kind}\u0000${recipientKey}\u0000${requester.key}`));
     if (!pair.allowed) return false;
     if (requester.isRecipientsOwnAccount) return true;

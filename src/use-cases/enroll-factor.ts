@@ -46,7 +46,7 @@ async function noticeFactorAdded(deps: WorkflowDeps, request: EnrolmentRequest, 
   await mailPerson(deps, {
     purpose: 'factor_added',
     recipient: { to: request.account.email, accountId: request.account.id, language: request.language },
-    requester: mailRequester.owner(request.account.id),
+    requester: mailRequester.ownSecurityChange(request.account.id),
     details: { factor },
   });
 }
@@ -167,7 +167,7 @@ export async function regenerateRecoveryCodes(deps: WorkflowDeps, request: Enrol
     await mailPerson(deps, {
       purpose: 'recovery_codes_regenerated',
       recipient: { to: account.email, accountId: account.id, language: request.language },
-      requester: mailRequester.owner(account.id),
+      requester: mailRequester.ownSecurityChange(account.id),
     });
   }
   return codes;

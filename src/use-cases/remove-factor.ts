@@ -66,7 +66,7 @@ async function removeFactor(
   await mailPerson(deps, {
     purpose: 'factor_removed',
     recipient: { to: account.email, accountId: account.id, language: request.language },
-    requester: mailRequester.owner(account.id),
+    requester: mailRequester.ownSecurityChange(account.id),
     details: { factor: outcome.factor },
   });
   return { ok: true };

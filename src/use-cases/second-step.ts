@@ -192,7 +192,7 @@ async function noticeRecoveryCodeUse(deps: WorkflowDeps, account: Account, langu
   await mailPerson(deps, {
     purpose: 'recovery_code_used',
     recipient: { to: account.email, accountId: account.id, language },
-    requester: mailRequester.owner(account.id),
+    requester: mailRequester.ownSecurityChange(account.id),
     details: { remaining: unused },
   });
 }
