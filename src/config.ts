@@ -137,6 +137,10 @@ const environmentSchema = z.object({
   DYNAMIC_REGISTRATION: booleanFromEnv.default(false),
   LOGOUT_DELIVERY_POLL_SECONDS: seconds(1),
   LOGOUT_DELIVERY_MAX_AGE_SECONDS: seconds(3600),
+  // Security events to services: how often the worker looks for due ones, and how long an
+  // event is retried before it is recorded as failed.
+  EVENT_DELIVERY_POLL_SECONDS: seconds(1),
+  EVENT_DELIVERY_MAX_AGE_SECONDS: seconds(86400),
   AUDIT_RETENTION_DAYS: z.coerce.number().int().min(1).max(3650).default(365),
   // Self-service (registration mail, password reset, the /account pages).
   SMTP_URL: smtpUrl.optional(),
@@ -214,6 +218,7 @@ export type Config = Readonly<{
   }>;
   auditRetentionDays: number;
   logoutDelivery: Readonly<{ pollSeconds: number; maxAgeSeconds: number }>;
+  eventDelivery: Readonly<{ pollSeconds: number; maxAgeSeconds: number }>;
   dynamicRegistration: boolean;
   devicePollIntervalSeconds: number;
 }>;
@@ -336,6 +341,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dynamicRegistration: e.DYNAMIC_REGISTRATION,
     devicePollIntervalSeconds: e.DEVICE_POLL_INTERVAL_SECONDS,
     logoutDelivery: Object.freeze({ pollSeconds: e.LOGOUT_DELIVERY_POLL_SECONDS, maxAgeSeconds: e.LOGOUT_DELIVERY_MAX_AGE_SECONDS }),
+    eventDelivery: Object.freeze({ pollSeconds: e.EVENT_DELIVERY_POLL_SECONDS, maxAgeSeconds: e.EVENT_DELIVERY_MAX_AGE_SECONDS }),
   });
 }
 

@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const db = await openDatabase(config, logger);
   await migrate(db, logger);
-  const { app, provider, logoutDeliveries, keyRefresh } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, eventDeliveries, keyRefresh } = await createApp(config, db, logger);
   const stopSweeper = startExpiredRowSweeper(db, logger, {
     intervalSeconds: config.sweepIntervalSeconds,
     batchSize: config.sweepBatchSize,
@@ -64,6 +64,7 @@ async function main(): Promise<void> {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     metricsServer?.close();
     await logoutDeliveries.stop();
+    await eventDeliveries.stop();
     await db.close();
     logger.info('stopped');
     process.exit(0);

@@ -16,6 +16,8 @@ export interface Account {
   locale: string | null;
   createdAt: Date;
   updatedAt: Date;
+  /** Set while an administrator has disabled the account: it cannot sign in. */
+  disabledAt: Date | null;
 }
 
 export const emailSchema = z
@@ -69,10 +71,12 @@ interface AccountRow {
   locale: string | null;
   created_at: Date;
   updated_at: Date;
+  disabled_at: Date | null;
   [key: string]: unknown;
 }
 
-const accountColumns = 'id, email, email_verified, password_hash, name, given_name, family_name, locale, created_at, updated_at';
+const accountColumns =
+  'id, email, email_verified, password_hash, name, given_name, family_name, locale, created_at, updated_at, disabled_at';
 
 function toAccount(row: AccountRow): Account {
   return {
@@ -85,6 +89,7 @@ function toAccount(row: AccountRow): Account {
     locale: row.locale,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    disabledAt: row.disabled_at,
   };
 }
 
@@ -234,4 +239,13 @@ export async function replaceVerifiedEmail(db: Queryable, id: string, email: str
 export async function deleteAccountRow(tx: Queryable, id: string): Promise<void> {
   const { rowCount } = await tx.query('DELETE FROM accounts WHERE id = $1', [id]);
   if (!rowCount) throw new NotFound('no such account');
+}
+
+/** Disables or enables an account; false when it already was. */
+export async function setAccountDisabled(db: Queryable, id: string, disabled: boolean): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `UPDATE accounts SET disabled_at = CASE WHEN $2 THEN now() END WHERE id = $1 AND (disabled_at IS NOT NULL) <> $2`,
+    [id, disabled],
+  );
+  return rowCount === 1;
 }

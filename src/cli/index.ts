@@ -8,6 +8,7 @@ import { auditCommands } from './commands/audit.js';
 import { sessionCommands } from './commands/sessions.js';
 import { clientCommands } from './commands/clients.js';
 import { databaseCommands } from './commands/db.js';
+import { eventCommands } from './commands/events.js';
 import { keyCommands } from './commands/keys.js';
 import { exitCodeForError, oneLine, UsageError } from './output.js';
 import { openCliRuntime, type CliRuntime } from './runtime.js';
@@ -19,6 +20,7 @@ const commands: Command[] = [
   ...keyCommands,
   ...auditCommands,
   ...sessionCommands,
+  ...eventCommands,
 ];
 
 function helpText(): string {

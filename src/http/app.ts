@@ -10,6 +10,7 @@ import { isSecureIssuer, type Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { installDurableBackchannelLogout, type DeliveryWorker } from '../oidc/backchannel.js';
+import { startEventDelivery } from '../oidc/event-delivery.js';
 import { startKeyRefresh, type KeyRefresh } from '../oidc/key-refresh.js';
 import { buildProvider, providerRoutes } from '../oidc/provider.js';
 import { configurePasswordWork } from '../security/password-work.js';
@@ -26,6 +27,7 @@ import { emailLinkRoutes } from './email-links.js';
 import { languageRoutes } from './language.js';
 import { deviceCodeForm } from './device-code-form.js';
 import { passwordResetRoutes } from './password-reset.js';
+import { eventStreamRoutes } from './event-streams.js';
 import { acceptPostedRequests } from './post-requests.js';
 import type { SelfServiceDeps } from './self-service.js';
 import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
@@ -128,6 +130,8 @@ export interface IdentityApp {
   routePaths: string[];
   /** Sends queued back-channel logout tokens; stop it on shutdown. */
   logoutDeliveries: DeliveryWorker;
+  /** Pushes queued security events to services' streams; stop it on shutdown. */
+  eventDeliveries: DeliveryWorker;
   /** Re-reads signing and cookie keys every KEY_REFRESH_SECONDS; stop it on shutdown. */
   keyRefresh: KeyRefresh;
 }
@@ -145,6 +149,12 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
     devicePollTooSoon: (deviceCode) => throttle.devicePollTooSoon(deviceCode),
   });
   const logoutDeliveries = installDurableBackchannelLogout(provider, db, logger, { ...config.logoutDelivery, batchSize: 20 });
+  const eventDeliveries = startEventDelivery(provider, db, logger, {
+    ...config.eventDelivery,
+    issuer: config.issuer,
+    batchSize: 20,
+    allowPrivateNetworkFetch: config.allowPrivateNetworkFetch,
+  });
   // Behind trusted proxies the client is the address the nearest of them saw: the rightmost
   // TRUSTED_PROXY_HOPS entries of X-Forwarded-For, never one the client wrote to its left.
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.trustedProxyHops });
@@ -171,12 +181,14 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const passwordReset = passwordResetRoutes(selfService);
   const language = languageRoutes();
   const publicMetrics = publicMetricsRoute(config);
+  const eventStreams = eventStreamRoutes(selfService);
   app.use(exactPaths(providerRoutes));
   app.use(health.routes());
   app.use(cacheProtocolMetadata());
   app.use(publicMetrics.routes());
   app.use(styles.routes());
   app.use(language.routes());
+  app.use(eventStreams.routes()).use(eventStreams.allowedMethods(methodErrors));
   app.use(interactions.routes()).use(interactions.allowedMethods(methodErrors));
   app.use(account.routes()).use(account.allowedMethods(methodErrors));
   app.use(emailLinks.routes()).use(emailLinks.allowedMethods(methodErrors));
@@ -186,9 +198,9 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(deviceCodeForm(provider, throttle, providerRoutes, async (cookie) => (await sessionUidByCookie(db, cookie)) !== undefined));
   app.use(frontChannelLogout(provider, db, config.issuer));
   app.use(mount(provider));
-  const routers = [health, styles, language, publicMetrics, interactions, account, emailLinks, passwordReset];
+  const routers = [health, styles, language, publicMetrics, eventStreams, interactions, account, emailLinks, passwordReset];
   const routePaths = [
     ...new Set([...routers.flatMap((router) => router.stack.map((layer) => String(layer.path))), ...providerPathTemplates(providerRoutes)]),
   ];
-  return { app, provider, logoutDeliveries, keyRefresh, routePaths };
+  return { app, provider, logoutDeliveries, eventDeliveries, keyRefresh, routePaths };
 }

@@ -54,6 +54,7 @@ export const en = {
   'login.createAccount': 'Create an account',
   'login.forgot': 'Forgot your password?',
   'login.cancel': 'Cancel and return to {service}',
+  'login.error.disabled': 'This account has been disabled. Contact support to have it enabled again.',
   'login.error.missing': 'Enter your email address and password.',
   'login.error.incorrect': 'The email address or password is incorrect.',
   'service.fallbackName': 'the service',
@@ -77,6 +78,8 @@ export const en = {
   'consent.help': 'Your password is never shared. You can disconnect this service at any time on your account page.',
   'consent.allow': 'Allow',
   'consent.deny': 'Deny',
+  'consent.optional.legend': '{service} can also work without these. Share them only if you want to:',
+  'consent.optional.help': 'Leave a box unticked to keep that to yourself. You can change this later on your account page.',
 
   // What each scope and claim means, in plain words
   'scope.openid': 'A service-specific identifier for your account (it cannot be used to link you across services)',
@@ -243,6 +246,15 @@ export const en = {
   'services.revoke': 'Disconnect {service}',
   'services.revokeHelp': 'A disconnected service loses access at once and must ask for your permission again.',
   'services.revoked': 'The service has been disconnected.',
+  'services.optional': 'Optional: the service works without it',
+  'services.withdraw': 'Stop sharing this with {service}',
+  'services.withdrawn': 'That item is no longer shared. The service keeps working without it.',
+  'services.released': 'What it has received so far',
+  'services.releasedNone': 'Nothing yet.',
+  'services.releasedWhen': 'first {first}, last {last}',
+  'route.id_token': 'at sign-in (ID token)',
+  'route.userinfo': 'on request (userinfo)',
+  'route.introspection': 'when checking a token (introspection)',
 
   'activity.title': 'Recent sign-ins',
   'activity.lead': 'The latest sign-ins to your account. If you do not recognise one, change your password.',
@@ -282,6 +294,10 @@ export const en = {
   'delete.error.confirm': 'Tick the box to confirm that you want to delete your account.',
   'delete.done.title': 'Your account has been deleted',
   'delete.done.lead': 'We have deleted your account and told the services you used. You can close this page.',
+  'delete.done.told': 'These services were told that your account is gone, so that they delete what they hold about you: {services}.',
+  'delete.done.toldNone':
+    'None of the services you used has asked to be told of deletions. You can ask them directly to delete what they hold about you.',
+  'list.separator': ', ',
 
   // Mail
   'mail.greeting': 'Hello,',

@@ -49,6 +49,7 @@ export const ja: Messages = {
   'login.createAccount': 'アカウントを作成',
   'login.forgot': 'パスワードをお忘れですか？',
   'login.cancel': 'キャンセルして {service} に戻る',
+  'login.error.disabled': 'このアカウントは無効にされています。再び使えるようにするには、サポートにお問い合わせください。',
   'login.error.missing': 'メールアドレスとパスワードを入力してください。',
   'login.error.incorrect': 'メールアドレスまたはパスワードが正しくありません。',
   'service.fallbackName': 'サービス',
@@ -70,6 +71,8 @@ export const ja: Messages = {
   'consent.help': 'パスワードが共有されることはありません。このサービスとの連携は、アカウントページからいつでも解除できます。',
   'consent.allow': '許可する',
   'consent.deny': '許可しない',
+  'consent.optional.legend': '次の情報がなくても {service} は利用できます。共有してもよいものだけ選んでください：',
+  'consent.optional.help': 'チェックを外したものは共有されません。あとからアカウントページで変更できます。',
 
   'scope.openid': 'このサービス専用のアカウント識別子（サービスをまたいであなたを結び付けることはできません）',
   'scope.profile': '氏名（フルネーム、名、姓）、使用する言語、それらを最後に変更した日時',
@@ -229,6 +232,15 @@ export const ja: Messages = {
   'services.revoke': '{service} との連携を解除',
   'services.revokeHelp': '連携を解除したサービスはすぐにアクセスできなくなり、次回は改めて許可を求めます。',
   'services.revoked': 'サービスとの連携を解除しました。',
+  'services.optional': '任意：なくてもサービスは利用できます',
+  'services.withdraw': '{service} との共有をやめる',
+  'services.withdrawn': 'この情報の共有をやめました。サービスはそのまま利用できます。',
+  'services.released': 'これまでに受け取った情報',
+  'services.releasedNone': 'まだありません。',
+  'services.releasedWhen': '初回 {first}、最終 {last}',
+  'route.id_token': 'ログイン時（IDトークン）',
+  'route.userinfo': '問い合わせ時（userinfo）',
+  'route.introspection': 'トークン確認時（イントロスペクション）',
 
   'activity.title': '最近のログイン',
   'activity.lead': 'あなたのアカウントへの最近のログインです。心当たりのないものがあれば、パスワードを変更してください。',
@@ -268,6 +280,11 @@ export const ja: Messages = {
   'delete.error.confirm': 'アカウントを削除する場合は、確認のチェックボックスをオンにしてください。',
   'delete.done.title': 'アカウントを削除しました',
   'delete.done.lead': 'アカウントを削除し、利用していたサービスに通知しました。このページは閉じてかまいません。',
+  'delete.done.told':
+    '次のサービスに、あなたのアカウントが削除されたことを通知しました。各サービスが保有するあなたの情報を削除できるようにするためです：{services}。',
+  'delete.done.toldNone':
+    '利用していたサービスのうち、削除の通知を受け取る設定をしているものはありません。保有する情報の削除は各サービスに直接依頼できます。',
+  'list.separator': '、',
 
   'mail.greeting': 'こんにちは。',
   'mail.signature': '— Group ID',

@@ -9,6 +9,7 @@ import {
   onDeliveryQueued,
   type LogoutDelivery,
 } from '../logout/deliveries.js';
+import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from './delivery-loop.js';
 import { takeOverBackchannelLogout } from './internals.js';
 
 export interface DeliveryOptions {
@@ -17,14 +18,7 @@ export interface DeliveryOptions {
   batchSize: number;
 }
 
-export interface DeliveryWorker {
-  /** Delivers what is due now (also runs on a timer and whenever something is queued). */
-  runOnce(): Promise<number>;
-  stop(): Promise<void>;
-}
-
-/** 1 s, 2 s, 4 s … capped at one minute between attempts. */
-export const retryDelaySeconds = (attempts: number) => Math.min(2 ** Math.max(attempts - 1, 0), 60);
+export type { DeliveryWorker };
 
 /**
  * Makes back-channel logout durable. oidc-provider sends logout tokens inline while the
@@ -60,39 +54,13 @@ export function installDurableBackchannelLogout(
     }
   }
 
-  let running: Promise<number> | undefined;
-  let stopped = false;
-  async function runOnce(): Promise<number> {
-    if (running) return running;
-    running = (async () => {
-      let delivered = 0;
-      for (;;) {
-        const due = await claimDueDeliveries(db, options.batchSize, 30);
-        if (due.length === 0 || stopped) return delivered;
-        await Promise.all(due.map(deliver));
-        delivered += due.length;
-      }
-    })().finally(() => {
-      running = undefined;
-    });
-    return running;
-  }
-
-  const runQuietly = () => {
-    if (stopped) return;
-    runOnce().catch((error: Error) => logger.warn({ err: error.message }, 'back-channel delivery run failed; will retry'));
-  };
-  const timer = setInterval(runQuietly, options.pollSeconds * 1000);
-  timer.unref();
-  const unsubscribe = onDeliveryQueued(() => setImmediate(runQuietly));
-
-  return {
-    runOnce,
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      unsubscribe();
-      await running?.catch(() => undefined);
-    },
-  };
+  return startDeliveryLoop({
+    what: 'back-channel logout',
+    claim: (limit) => claimDueDeliveries(db, limit, 30),
+    deliver,
+    batchSize: options.batchSize,
+    pollSeconds: options.pollSeconds,
+    onQueued: onDeliveryQueued,
+    logger,
+  });
 }

@@ -100,3 +100,34 @@ export function reportAcrBy(provider: Provider, report: (oidc: AcrContext) => st
     },
   });
 }
+
+interface ProviderConfiguration {
+  pairwiseIdentifier(ctx: unknown, accountId: string, client: Client): Promise<string>;
+}
+
+interface Keystore {
+  selectForSign(options: { alg: string; use: 'sig' }): { kid?: string }[];
+  getKeyObject(jwk: { kid?: string }): import('node:crypto').KeyObject;
+}
+
+/**
+ * The key oidc-provider signs ID tokens with for `alg` (the first active one of the keystore
+ * it was built or refreshed with), for the Security Event Tokens we send to services: they
+ * verify them against the same /jwks.
+ */
+export function signingKeyOf(provider: Provider, alg: 'RS256' | 'ES256'): { kid: string; key: import('node:crypto').KeyObject } {
+  const keystore = (internalState(provider) as { keystore: Keystore }).keystore;
+  const [jwk] = keystore.selectForSign({ alg, use: 'sig' });
+  if (!jwk?.kid) throw new Error(`no ${alg} signing key`);
+  return { kid: jwk.kid, key: keystore.getKeyObject(jwk) };
+}
+
+/**
+ * The `sub` a service knows an account by, as oidc-provider computes it for its ID tokens:
+ * the account id for a public service, the configured pairwise identifier otherwise.
+ */
+export async function subjectForClient(provider: Provider, client: Client, accountId: string): Promise<string> {
+  if (client.subjectType !== 'pairwise') return accountId;
+  const configuration = (internalState(provider) as { configuration: ProviderConfiguration }).configuration;
+  return configuration.pairwiseIdentifier(undefined, accountId, client);
+}

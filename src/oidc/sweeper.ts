@@ -1,3 +1,4 @@
+import { sweepFinishedEvents } from '../events/deliveries.js';
 import { sweepExpiredAccountSessions } from '../accounts/account-sessions.js';
 import { sweepExpiredLinkTokens } from '../accounts/one-time-links.js';
 import { pruneAuditEvents } from '../audit/log.js';
@@ -18,7 +19,7 @@ export interface SweepOptions {
 
 /**
  * Periodically deletes expired protocol rows (in bounded batches), spent rate-limit
- * counters, audit events past retention, expired one-time links and account-page sessions,
+ * counters, audit events and finished event deliveries past retention, expired one-time links and account-page sessions,
  * week-old outbox mail, and the leftovers of sign-ins (unfinished second steps, answered
  * challenges, abandoned authenticator setups, devices of sessions that ended). Returns a stop function.
  */
@@ -30,7 +31,9 @@ export function startExpiredRowSweeper(db: Database, logger: Logger, options: Sw
     try {
       const protocolRows = await sweepExpiredArtefacts(db, options.batchSize);
       const counters = await sweepExpiredRateLimits(db);
-      const auditEvents = await pruneAuditEvents(db, options.auditRetentionDays);
+      // Event delivery records are kept as long as the audit log: the person's export lists them.
+      const auditEvents =
+        (await pruneAuditEvents(db, options.auditRetentionDays)) + (await sweepFinishedEvents(db, options.auditRetentionDays));
       const selfService = (await sweepExpiredLinkTokens(db)) + (await sweepExpiredAccountSessions(db)) + (await sweepOutbox(db));
       const signIn =
         (await sweepPendingSignIns(db)) +

@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 
 /** The eight 16-bit groups of an IPv6 address (with an embedded IPv4 tail converted), or undefined. */
 function ipv6Groups(address: string): number[] | undefined {
@@ -51,4 +51,13 @@ export function networkPrefix(ip: string): string | undefined {
     .slice(0, 3)
     .map((group) => group.toString(16))
     .join(':')}::/48`;
+}
+
+/** A host name or address on this machine or a private network (loopback, RFC 1918, link-local, ULA): not for outgoing pushes in production. */
+export function isPrivateHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return /^(127\.|10\.|192\.168\.|169\.254\.|0\.|172\.(1[6-9]|2\d|3[01])\.)/.test(host);
+  if (isIP(host) === 6) return host === '::1' || host === '::' || /^(fc|fd|fe80)/.test(host) || host.startsWith('::ffff:');
+  return false;
 }

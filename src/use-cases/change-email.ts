@@ -15,6 +15,7 @@ import { mailRequester } from '../security/throttle.js';
 import { parseOrThrow } from '../validation.js';
 import { auditActor, type Actor, type WorkflowDeps } from './deps.js';
 import { signOutEverywhere } from './end-sessions.js';
+import { servicesGivenTheEmail, tellConnectedServices } from './tell-services.js';
 import { mailPerson } from './mail-person.js';
 
 /** Thrown inside a transaction to roll it back (the link stays unspent) and report why. */
@@ -42,6 +43,12 @@ async function replaceEmailOrAbandon(tx: Queryable, accountId: string, email: st
     if (error instanceof Conflict) throw new Abandon('conflict');
     throw error;
   }
+}
+
+/** RISC identifier-changed, to the services that were given the address (only they hold it). */
+async function tellOfNewAddress(deps: WorkflowDeps, tx: Queryable, accountId: string, email: string): Promise<void> {
+  const clientIds = await servicesGivenTheEmail(tx, accountId);
+  await tellConnectedServices(deps, tx, { accountId, name: 'identifier-changed', clientIds, payload: { 'new-value': email } });
 }
 
 /**
@@ -114,6 +121,7 @@ export async function confirmEmailChange(
     if (previousEmail === undefined) throw new Abandon('invalid');
     await replaceEmailOrAbandon(tx, link.accountId, link.email);
     await spendOtherLinkTokens(tx, link.accountId, credentialLinkPurposes);
+    await tellOfNewAddress(deps, tx, link.accountId, link.email);
     await recordAuditEvent(tx, { event: 'email.changed', outcome: 'success', actor: link.accountId, ip: request.ip });
     return { status: 'changed', accountId: link.accountId, previousEmail, email: link.email } as const;
   });
@@ -152,6 +160,7 @@ export async function revertEmailChange(deps: WorkflowDeps, request: { token: un
     } else {
       await replaceEmailOrAbandon(tx, link.accountId, link.email);
       await spendOtherLinkTokens(tx, link.accountId, credentialLinkPurposes);
+      await tellOfNewAddress(deps, tx, link.accountId, link.email);
       await signOutEverywhere(deps, tx, link.accountId);
     }
     await recordAuditEvent(tx, {

@@ -8,6 +8,7 @@ import { parseOrThrow } from '../validation.js';
 import { auditActor, type Actor, type WorkflowDeps } from './deps.js';
 import { signOutEverywhere } from './end-sessions.js';
 import { mailPerson } from './mail-person.js';
+import { credentialChange, tellConnectedServices } from './tell-services.js';
 
 /**
  * Sets a new password: by the person (current password already checked by the page), or by
@@ -28,6 +29,11 @@ export async function changePassword(
     await storePasswordHash(tx, account.id, passwordHash);
     await spendOtherLinkTokens(tx, account.id, credentialLinkPurposes);
     await signOutEverywhere(deps, tx, account.id, request.keepAccountSession);
+    await tellConnectedServices(deps, tx, {
+      accountId: account.id,
+      name: 'credential-change',
+      payload: credentialChange('password', 'update', request.actor),
+    });
     await recordAuditEvent(tx, { event: 'password.changed', outcome: 'success', ...auditActor(request.actor, account.id) });
   });
   await mailPerson(deps, {

@@ -13,7 +13,12 @@ import {
   type StoredSession,
 } from '../oidc/artefacts.js';
 import { notifyLogout } from '../oidc/logout-notices.js';
+import { eventTimestamp } from '../oidc/account-events.js';
 import { auditActor, type Actor, type WorkflowDeps } from './deps.js';
+import { initiatingEntity, tellConnectedServices } from './tell-services.js';
+
+/** CAEP session-revoked payload: who ended the session, and when. */
+const sessionRevoked = (actor: Actor) => ({ initiating_entity: initiatingEntity(actor), event_timestamp: eventTimestamp() });
 
 /**
  * Signs an account out everywhere, inside the caller's transaction: its services are told
@@ -23,13 +28,14 @@ import { auditActor, type Actor, type WorkflowDeps } from './deps.js';
  * restored address.
  */
 export async function signOutEverywhere(
-  deps: Pick<WorkflowDeps, 'provider'>,
+  deps: Pick<WorkflowDeps, 'provider' | 'config'>,
   tx: Queryable,
   accountId: string,
   keepAccountSession?: string,
 ): Promise<void> {
   const clientIds = await sessionClientIds(tx, accountId);
   await notifyLogout({ db: tx, provider: deps.provider }, { accountId, clientIds, reason: 'session_ended' });
+  await tellConnectedServices(deps, tx, { accountId, name: 'session-revoked', clientIds, payload: { event_timestamp: eventTimestamp() } });
   await deleteSignInState(tx, accountId);
   await endOtherAccountSessions(tx, accountId, keepAccountSession);
 }
@@ -59,6 +65,12 @@ export async function endSession(deps: WorkflowDeps, request: { uid: string; act
       throw new NotFound(`no session with uid ${request.uid}`);
     }
     await announceEndedSession(tx, ended);
+    await tellConnectedServices(deps, tx, {
+      accountId: ended.accountId,
+      name: 'session-revoked',
+      clientIds: ended.services.map((service) => service.clientId),
+      payload: sessionRevoked(request.actor),
+    });
     await recordAuditEvent(tx, {
       event: 'sessions.ended',
       outcome: 'success',
@@ -80,13 +92,21 @@ export async function endOtherSessions(
 ): Promise<{ ended: number }> {
   return deps.db.transaction(async (tx) => {
     let ended = 0;
+    const services = new Set<string>();
     for (const session of await listSessions(tx, request.accountId)) {
       if (session.uid === request.keepSessionUid) continue;
       const gone = await deleteSessionByUid(tx, session.uid);
       if (!gone) continue;
       await announceEndedSession(tx, gone);
+      for (const service of gone.services) services.add(service.clientId);
       ended += 1;
     }
+    await tellConnectedServices(deps, tx, {
+      accountId: request.accountId,
+      name: 'session-revoked',
+      clientIds: [...services],
+      payload: sessionRevoked(request.actor),
+    });
     await endOtherAccountSessions(tx, request.accountId, request.keepAccountSession);
     await recordAuditEvent(tx, {
       event: 'sessions.ended',
@@ -111,6 +131,12 @@ export async function endAllSessions(
   return deps.db.transaction(async (tx) => {
     const clientIds = await sessionClientIds(tx, request.accountId);
     await notifyLogout({ db: tx, provider: deps.provider }, { accountId: request.accountId, clientIds, reason: 'session_ended' });
+    await tellConnectedServices(deps, tx, {
+      accountId: request.accountId,
+      name: 'session-revoked',
+      clientIds,
+      payload: sessionRevoked(request.actor),
+    });
     await deleteSessions(tx, request.accountId);
     await endOtherAccountSessions(tx, request.accountId, request.keepAccountSession);
     await recordAuditEvent(tx, {

@@ -16,6 +16,7 @@ import { mailRequester } from '../security/throttle.js';
 import type { WorkflowDeps } from './deps.js';
 import { CHALLENGE_SECONDS, challengeBinding, challengeKeys, passkeysOffered, relyingParty, secretKeys } from './factor-context.js';
 import { mailPerson } from './mail-person.js';
+import { credentialChange, tellConnectedServices } from './tell-services.js';
 
 /**
  * Adding a sign-in factor: a passkey or an authenticator app. The first one an account gets
@@ -93,6 +94,11 @@ export async function addPasskey(
       ip: request.ip,
       details: { kind: 'passkey', deviceType: passkey.deviceType },
     });
+    await tellConnectedServices(deps, tx, {
+      accountId: account.id,
+      name: 'credential-change',
+      payload: credentialChange('fido2-platform', 'create', { kind: 'self', ip: request.ip }),
+    });
     const recoveryCodes = await recoveryCodesForFirstFactor(tx, account.id, hadSecondFactor);
     return { ok: true, method: passkeyMethod(passkey), ...(recoveryCodes ? { recoveryCodes } : {}) };
   });
@@ -141,6 +147,11 @@ export async function confirmAuthenticatorApp(
     const hadSecondFactor = await accountHasSecondFactor(tx, account.id);
     if (!(await confirmEnrolment(tx, account.id, secret, step, keys))) return { ok: false, reason: 'exists' };
     await recordAuditEvent(tx, { event: 'factor.added', outcome: 'success', actor: account.id, ip: request.ip, details: { kind: 'totp' } });
+    await tellConnectedServices(deps, tx, {
+      accountId: account.id,
+      name: 'credential-change',
+      payload: credentialChange('app', 'create', { kind: 'self', ip: request.ip }),
+    });
     const recoveryCodes = await recoveryCodesForFirstFactor(tx, account.id, hadSecondFactor);
     return { ok: true, ...(recoveryCodes ? { recoveryCodes } : {}) };
   });

@@ -12,6 +12,10 @@ import { mailRequester } from '../security/throttle.js';
 import { auditActor, type Actor, type WorkflowDeps } from './deps.js';
 import { signOutEverywhere } from './end-sessions.js';
 import { mailPerson } from './mail-person.js';
+import { credentialChange, tellConnectedServices } from './tell-services.js';
+
+/** The CAEP credential type of a factor. */
+const credentialTypeOf = (factor: FactorDescription) => (factor.kind === 'passkey' ? 'fido2-platform' : 'app');
 import { reauthenticate } from './sign-in.js';
 
 export type FactorRemoval =
@@ -55,6 +59,11 @@ async function removeFactor(
         actor: account.id,
         ip: request.ip,
         details: { kind: factor.kind, last: !remaining },
+      });
+      await tellConnectedServices(deps, tx, {
+        accountId: account.id,
+        name: 'credential-change',
+        payload: credentialChange(credentialTypeOf(factor), 'delete', { kind: 'self', ip: request.ip }),
       });
       return { ok: true, factor } as const;
     });
@@ -106,6 +115,14 @@ export async function resetSignInFactors(
       recoveryCodes: await deleteRecoveryCodes(tx, account.id),
     };
     await forgetPendingSignIns(tx, account.id);
+    for (const type of [summary.passkeys ? 'fido2-platform' : undefined, summary.authenticatorApp ? 'app' : undefined] as const) {
+      if (!type) continue;
+      await tellConnectedServices(deps, tx, {
+        accountId: account.id,
+        name: 'credential-change',
+        payload: credentialChange(type, 'delete', request.actor),
+      });
+    }
     await signOutEverywhere(deps, tx, account.id);
     await recordAuditEvent(tx, { event: 'factors.reset', outcome: 'success', ...auditActor(request.actor, account.id), details: summary });
     return summary;

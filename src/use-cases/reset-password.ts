@@ -7,6 +7,7 @@ import { mailRequester, type MailRequester } from '../security/throttle.js';
 import { parseOrThrow } from '../validation.js';
 import type { WorkflowDeps } from './deps.js';
 import { signOutEverywhere } from './end-sessions.js';
+import { credentialChange, tellConnectedServices } from './tell-services.js';
 import { mailLink, mailPerson } from './mail-person.js';
 
 /**
@@ -56,6 +57,11 @@ export async function completePasswordReset(
     await storePasswordHash(tx, link.accountId, passwordHash);
     await spendOtherLinkTokens(tx, link.accountId, credentialLinkPurposes);
     await signOutEverywhere(deps, tx, link.accountId);
+    await tellConnectedServices(deps, tx, {
+      accountId: link.accountId,
+      name: 'credential-change',
+      payload: credentialChange('password', 'update', { kind: 'self', ip: request.ip }),
+    });
     await recordAuditEvent(tx, { event: 'password.reset', outcome: 'success', actor: link.accountId, ip: request.ip });
     return { status: 'reset', accountId: link.accountId, email: link.email };
   });

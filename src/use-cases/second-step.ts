@@ -72,7 +72,8 @@ async function checkPasskeyAssertion(
   return { ok: true, accountId: passkey.accountId, method: passkeyMethod(passkey) };
 }
 
-export type PasskeySignInResult = { ok: true; account: Account; amr: AuthenticationMethod[] } | { ok: false; reason: PasskeyRefusal };
+export type PasskeySignInResult =
+  { ok: true; account: Account; amr: AuthenticationMethod[] } | { ok: false; reason: PasskeyRefusal | 'disabled' };
 
 /**
  * A complete sign-in with a passkey alone (discoverable credential, user verified): no
@@ -93,6 +94,17 @@ export async function signInWithPasskey(
       details: { method: 'passkey', reason: checked.ok ? 'invalid' : checked.reason },
     });
     return { ok: false, reason: checked.ok ? 'invalid' : checked.reason };
+  }
+  if (account.disabledAt) {
+    await recordAuditEvent(deps.db, {
+      event: 'sign_in',
+      outcome: 'denied',
+      accountId: account.id,
+      clientId: request.clientId,
+      ip: request.ip,
+      details: { method: 'passkey', reason: 'disabled' },
+    });
+    return { ok: false, reason: 'disabled' };
   }
   const amr = methodsOf([checked.method]);
   await recordSignIn(deps.db, { accountId: account.id, clientId: request.clientId, ip: request.ip, userAgent: request.userAgent, amr });

@@ -10,6 +10,8 @@ export type SignInResult =
   /** The password was right; with `secondStep` the account has a second factor, which the person must now give. */
   | { ok: true; account: Account; secondStep: boolean }
   | { ok: false; reason: 'missing' }
+  /** The password was right, but an administrator disabled the account. */
+  | { ok: false; reason: 'disabled' }
   | { ok: false; reason: 'incorrect'; delayMs: number }
   | { ok: false; reason: 'locked'; retryAfterSeconds: number };
 
@@ -57,6 +59,17 @@ export async function signInWithPassword(
     return { ok: false, reason: 'incorrect', delayMs };
   }
   await attempt.succeeded();
+  if (check.account.disabledAt) {
+    await recordAuditEvent(deps.db, {
+      event: 'sign_in',
+      outcome: 'denied',
+      accountId: check.account.id,
+      clientId: input.clientId,
+      ip: input.ip,
+      details: { reason: 'disabled' },
+    });
+    return { ok: false, reason: 'disabled' };
+  }
   // Asked only after a right password: the first step answers unknown and known addresses alike.
   const secondStep = await accountHasSecondFactor(deps.db, check.account.id);
   if (!secondStep) {

@@ -26,6 +26,8 @@ export const testEnvironment = {
   // Every test server's delivery worker may pick up any queued logout delivery (they share
   // the database, as instances do): all give up on dead test services after 4 s.
   LOGOUT_DELIVERY_MAX_AGE_SECONDS: '4',
+  // The same for security events to dead test receivers.
+  EVENT_DELIVERY_MAX_AGE_SECONDS: '4',
 } as const;
 
 export interface TestServer {
@@ -34,6 +36,7 @@ export interface TestServer {
   db: Database;
   provider: Provider;
   logoutDeliveries: DeliveryWorker;
+  eventDeliveries: DeliveryWorker;
   keyRefresh: KeyRefresh;
   server: Server;
   validator: MetadataValidator;
@@ -68,7 +71,7 @@ export async function startTestServer(
   });
   const logger = createLogger(config);
   const db = options.db ?? createPostgresDatabase(config.databaseUrl!, { poolMax: 5, logger });
-  const { app, provider, logoutDeliveries, keyRefresh, routePaths } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, eventDeliveries, keyRefresh, routePaths } = await createApp(config, db, logger);
   server.on('request', app.callback());
   return {
     issuer,
@@ -76,6 +79,7 @@ export async function startTestServer(
     db,
     provider,
     logoutDeliveries,
+    eventDeliveries,
     keyRefresh,
     server,
     validator: clientMetadataValidator(provider),
@@ -85,6 +89,7 @@ export async function startTestServer(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       keyRefresh.stop();
       await logoutDeliveries.stop();
+      await eventDeliveries.stop();
       if (!options.db) await db.close();
     },
   };

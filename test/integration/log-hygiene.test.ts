@@ -31,7 +31,7 @@ describe('logs', () => {
       ISSUER: issuer,
       LOG_LEVEL: 'debug',
     });
-    const { app, provider, logoutDeliveries } = await createApp(config, db, createLogger({ logLevel: 'debug' }, sink));
+    const { app, provider, logoutDeliveries, eventDeliveries } = await createApp(config, db, createLogger({ logLevel: 'debug' }, sink));
     http.on('request', app.callback());
     try {
       const { clientMetadataValidator } = await import('../../src/oidc/provider.js');
@@ -73,6 +73,7 @@ describe('logs', () => {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await logoutDeliveries.stop();
+      await eventDeliveries.stop();
       await db.close();
     }
   });

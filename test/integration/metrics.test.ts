@@ -190,6 +190,7 @@ describe('who may read the metrics', () => {
     // Nothing else may run statements meanwhile: the delivery worker polls, and this test's own
     // reads of the outbox go unobserved, as the workflow's do.
     await server.logoutDeliveries.stop();
+    await server.eventDeliveries.stop();
     server.keyRefresh.stop();
     const account = await createTestAccount(server.db);
     const beforeKnown = await requestReset(account.email);
@@ -212,7 +213,7 @@ describe('request log', () => {
       },
     });
     const logger = createLogger({ logLevel: 'info' }, sink);
-    const { app, logoutDeliveries, keyRefresh } = await createApp(server.config, server.db, logger);
+    const { app, logoutDeliveries, eventDeliveries, keyRefresh } = await createApp(server.config, server.db, logger);
     const http = createServer(app.callback());
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     try {
@@ -241,6 +242,7 @@ describe('request log', () => {
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await logoutDeliveries.stop();
+      await eventDeliveries.stop();
       keyRefresh.stop();
     }
   });

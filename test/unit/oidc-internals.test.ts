@@ -1,7 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 import { describe, expect, it } from 'vitest';
-import { replaceSigningKeys } from '../../src/oidc/internals.js';
+import internalState from 'oidc-provider/lib/helpers/weak_cache.js';
+import { replaceSigningKeys, signingKeyOf } from '../../src/oidc/internals.js';
 
 /*
  * src/oidc/internals.ts reaches into oidc-provider beyond its documented configuration. Each
@@ -31,6 +32,18 @@ describe("oidc-provider's members that internals.ts relies on", () => {
     const descriptor = Object.getOwnPropertyDescriptor(provider().OIDCContext.prototype, 'acr');
     expect(typeof descriptor?.get).toBe('function');
     expect(descriptor?.configurable).toBe(true);
+  });
+
+  it('the internal state has a keystore that selects and hands out signing keys, and the configured pairwiseIdentifier', async () => {
+    const instance = provider();
+    const { kid, key } = signingKeyOf(instance, 'ES256');
+    expect(kid).toBe('first');
+    expect(key.type).toBe('private');
+    const client = await instance.Client.find('none').catch(() => undefined);
+    expect(client).toBeUndefined();
+    expect(typeof (internalState(instance) as { configuration: { pairwiseIdentifier: unknown } }).configuration.pairwiseIdentifier).toBe(
+      'function',
+    );
   });
 
   it('ReplayDetection has a static unique(iss, jti, exp)', () => {

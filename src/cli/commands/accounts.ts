@@ -10,6 +10,7 @@ import { deleteAccount } from '../../use-cases/delete-account.js';
 import { disconnectService } from '../../use-cases/disconnect-service.js';
 import { requestPasswordReset } from '../../use-cases/reset-password.js';
 import { resetSignInFactors } from '../../use-cases/remove-factor.js';
+import { setAccountEnabled } from '../../use-cases/disable-account.js';
 import { factorsOf, type Factors } from '../../factors/summary.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command } from '../command.js';
@@ -43,6 +44,7 @@ function accountText(account: Account): string {
     locale: account.locale,
     created_at: account.createdAt,
     updated_at: account.updatedAt,
+    disabled: account.disabledAt ? `since ${account.disabledAt.toISOString()}` : 'no',
   });
 }
 
@@ -152,6 +154,30 @@ export const accountCommands: Command[] = [
       return { json: { ...account, factors }, text: `${accountText(account)}\n\n${factorsText(factors)}` };
     },
   },
+  ...(['disable', 'enable'] as const).map((action): Command => ({
+    name: `accounts ${action}`,
+    usage: `idp accounts ${action} <id|email>`,
+    summary:
+      action === 'disable'
+        ? 'stop an account signing in: every session and token ends, subscribed services hear account-disabled'
+        : 'let a disabled account sign in again; subscribed services hear account-enabled',
+    options: {},
+    positionals: ['account'],
+    async run(runtime, _values, [reference]) {
+      const account = await getAccount(runtime.db, reference!);
+      const { changed, told } = await setAccountEnabled(await runtime.workflowDeps(), {
+        accountId: account.id,
+        enabled: action === 'enable',
+        actor: admin,
+      });
+      return {
+        json: { id: account.id, disabled: action === 'disable', changed, told },
+        text: changed
+          ? `${action}d ${account.email}; ${told.length} service(s) told`
+          : `${account.email} was already ${action}d; nothing changed`,
+      };
+    },
+  })),
   {
     name: 'accounts mfa reset',
     usage: 'idp accounts mfa reset <id|email>',
@@ -205,10 +231,12 @@ export const accountCommands: Command[] = [
     positionals: ['account'],
     async run(runtime, _values, [reference]) {
       const account = await getAccount(runtime.db, reference!);
-      const { notified } = await deleteAccount(await runtime.workflowDeps(), { accountId: account.id, actor: admin });
+      const { notified, toldOfDeletion } = await deleteAccount(await runtime.workflowDeps(), { accountId: account.id, actor: admin });
       return {
-        json: { id: account.id, removed: true, notified },
-        text: `removed account ${account.id}; back-channel logout queued for ${notified.length} service(s)`,
+        json: { id: account.id, removed: true, notified, toldOfDeletion },
+        text:
+          `removed account ${account.id}; back-channel logout queued for ${notified.length} service(s)` +
+          `; account-purged event queued for ${toldOfDeletion.length} (${toldOfDeletion.join(', ') || 'none subscribed'})`,
       };
     },
   },

@@ -12,7 +12,12 @@ import { z } from 'zod';
 import { recordAuditEvent } from '../../audit/log.js';
 import { setInitialAccessTokenUses } from '../../oidc/artefacts.js';
 import { registrationPolicy } from '../../oidc/registration-policy.js';
+import { InvalidInput } from '../../errors.js';
+import { eventNames, eventTypes, eventUris, isEventName, nameOfEvent, type EventName, type EventUri } from '../../events/event-types.js';
+import { streamOfClient, type EventStream } from '../../events/streams.js';
+import { configureEventStream } from '../../use-cases/event-streams.js';
 import { removeClient } from '../../use-cases/remove-client.js';
+import type { CliRuntime } from '../runtime.js';
 import { parseOrThrow } from '../../validation.js';
 import type { Command, OptionSpec, ParsedValues } from '../command.js';
 import { parseFlags, withFlagErrors, type FlagInput } from '../flags.js';
@@ -33,6 +38,9 @@ const metadataOptions: OptionSpec = {
   'require-par': { type: 'boolean' },
   'dpop-bound': { type: 'boolean' },
   'require-acr': { type: 'string' },
+  'optional-scope': { type: 'string', multiple: true },
+  'events-endpoint': { type: 'string' },
+  event: { type: 'string', multiple: true },
 };
 
 /** The flag behind each field of the client schemas, for messages in the operator's terms. */
@@ -43,6 +51,7 @@ const flagOf: Record<string, string> = {
   backchannelLogoutUri: '--backchannel-logout-uri',
   frontchannelLogoutUri: '--frontchannel-logout-uri',
   scopes: '--scope',
+  optionalScopes: '--optional-scope',
   subjectType: '--subject-type',
   grantTypes: '--grant-type',
   firstParty: '--first-party',
@@ -67,6 +76,7 @@ function metadataFromFlags(values: ParsedValues) {
     redirectUris: values['redirect-uri'] as string[] | undefined,
     postLogoutRedirectUris: values['post-logout-redirect-uri'] as string[] | undefined,
     scopes: splitList(values['scope']),
+    optionalScopes: splitList(values['optional-scope']),
     subjectType: values['subject-type'],
     grantTypes: splitList(values['grant-type']),
     firstParty: values['first-party'] as boolean | undefined,
@@ -82,7 +92,31 @@ function metadataFromFlags(values: ParsedValues) {
 /** Drops fields no flag set, so the schema's defaults apply and updates touch only what was given. */
 const given = (fields: Record<string, unknown>) => Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
 
-function clientText(client: ClientView, secret?: string): string {
+/** The event stream flags (--events-endpoint URL, --event NAME…), as the stream settings to apply; undefined when neither was given. */
+async function streamFromFlags(runtime: CliRuntime, clientId: string, values: ParsedValues) {
+  const endpoint = values['events-endpoint'] as string | undefined;
+  const names = values['event'] as string[] | undefined;
+  if (endpoint === undefined && names === undefined) return undefined;
+  for (const name of names ?? []) {
+    if (!isEventName(name)) throw new InvalidInput(`--event ${JSON.stringify(name)}: must be one of ${eventNames.join(', ')}`);
+  }
+  const current = await streamOfClient(runtime.db, clientId);
+  const endpointUrl = endpoint ?? current?.endpointUrl;
+  if (endpointUrl === undefined) throw new InvalidInput('--event needs --events-endpoint <url>: the service has no event stream yet');
+  const eventsRequested = names
+    ? names.map((name) => eventTypes[name as EventName])
+    : ((current?.eventsRequested as EventUri[] | undefined) ?? eventUris);
+  return { endpointUrl, eventsRequested };
+}
+
+/** A service's event stream as the CLI shows it: short event names. */
+function streamView(stream: EventStream | undefined) {
+  return stream
+    ? { endpointUrl: stream.endpointUrl, events: stream.eventsRequested.map((uri) => nameOfEvent(uri) ?? uri), status: stream.status }
+    : null;
+}
+
+function clientText(client: ClientView, secret?: string, stream?: EventStream): string {
   const lines = describeRecord({
     client_id: client.clientId,
     name: client.name,
@@ -92,6 +126,7 @@ function clientText(client: ClientView, secret?: string): string {
     backchannel_logout_uri: client.backchannelLogoutUri,
     frontchannel_logout_uri: client.frontchannelLogoutUri,
     scopes: client.scopes,
+    optional_scopes: client.optionalScopes.length ? client.optionalScopes : 'none',
     grant_types: client.grantTypes,
     subject_type: client.subjectType,
     first_party: client.firstParty ? 'yes (no consent page)' : 'no',
@@ -100,6 +135,8 @@ function clientText(client: ClientView, secret?: string): string {
     require_par: client.requirePar ? 'yes' : 'no',
     dpop_bound: client.dpopBound ? 'yes (access tokens only with DPoP)' : 'no',
     require_acr: client.requireAcr ?? 'none (any complete sign-in)',
+    events_endpoint: stream ? `${stream.endpointUrl} (${stream.status})` : 'none',
+    events: stream ? stream.eventsRequested.map((uri) => nameOfEvent(uri) ?? uri).join(' ') : 'none',
     created_at: client.createdAt,
   });
   return secret ? `${lines}\n\nclient_secret  ${secret}\nThe secret is shown only now. Store it in the service's secret store.` : lines;
@@ -119,7 +156,7 @@ export const clientCommands: Command[] = [
   {
     name: 'clients add',
     usage:
-      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--frontchannel-logout-uri <uri>] [--scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par] [--dpop-bound] [--require-acr urn:group-idp:acr:1fa|urn:group-idp:acr:2fa|phr|none]',
+      'idp clients add --name <name> --redirect-uri <uri>... [--post-logout-redirect-uri <uri>]... [--backchannel-logout-uri <uri>] [--frontchannel-logout-uri <uri>] [--scope <scope>]... [--optional-scope <scope>]... [--subject-type pairwise|public] [--public] [--auth-method client_secret_basic|client_secret_post] [--grant-type <type>]... [--first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par] [--dpop-bound] [--require-acr urn:group-idp:acr:1fa|urn:group-idp:acr:2fa|phr|none] [--events-endpoint <https url> [--event <name>]...]',
     summary: 'register a service; prints its client_id and (once) its secret',
     options: { ...metadataOptions, public: { type: 'boolean' }, 'auth-method': { type: 'string' } },
     async run(runtime, values) {
@@ -140,7 +177,12 @@ export const clientCommands: Command[] = [
         registerClient(runtime.db, registration, await runtime.clientValidator()),
       );
       await recordAuditEvent(runtime.db, { event: 'client.added', outcome: 'success', actor: 'admin', clientId: client.clientId });
-      return { json: { ...client, clientSecret: clientSecret ?? null }, text: clientText(client, clientSecret) };
+      const streamSettings = await streamFromFlags(runtime, client.clientId, values);
+      const stream = streamSettings ? await configureEventStream(await runtime.workflowDeps(), client.clientId, streamSettings) : undefined;
+      return {
+        json: { ...client, eventStream: streamView(stream), clientSecret: clientSecret ?? null },
+        text: clientText(client, clientSecret, stream),
+      };
     },
   },
   {
@@ -173,13 +215,14 @@ export const clientCommands: Command[] = [
     positionals: ['client_id'],
     async run(runtime, _values, [clientId]) {
       const client = await getClient(runtime.db, clientId!);
-      return { json: client, text: clientText(client) };
+      const stream = await streamOfClient(runtime.db, client.clientId);
+      return { json: { ...client, eventStream: streamView(stream) }, text: clientText(client, undefined, stream) };
     },
   },
   {
     name: 'clients update',
     usage:
-      'idp clients update <client_id> [--name ..] [--redirect-uri ..].. [--backchannel-logout-uri <uri>|""] [--scope ..].. [--grant-type ..].. [--subject-type ..] [--first-party|--no-first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par|--no-require-par] [--dpop-bound|--no-dpop-bound] [--require-acr <level>|none]',
+      'idp clients update <client_id> [--name ..] [--redirect-uri ..].. [--backchannel-logout-uri <uri>|""] [--scope ..].. [--optional-scope ..].. [--grant-type ..].. [--subject-type ..] [--first-party|--no-first-party] [--id-token-signed-response-alg RS256|ES256] [--id-token-claims granted|minimal] [--require-par|--no-require-par] [--dpop-bound|--no-dpop-bound] [--require-acr <level>|none] [--events-endpoint <https url>|""] [--event account-purged|account-disabled|account-enabled|identifier-changed|credential-change|session-revoked]...',
     summary: 'change a service; list flags replace the whole list',
     options: metadataOptions,
     positionals: ['client_id'],
@@ -195,9 +238,18 @@ export const clientCommands: Command[] = [
         }),
       };
       const changes = parseFlags(clientUpdateSchema, input);
-      const client = await withFlagErrors(input, async () => updateClient(runtime.db, clientId!, changes, await runtime.clientValidator()));
-      await recordAuditEvent(runtime.db, { event: 'client.updated', outcome: 'success', actor: 'admin', clientId: client.clientId });
-      return { json: client, text: clientText(client) };
+      const streamSettings = await streamFromFlags(runtime, (await getClient(runtime.db, clientId!)).clientId, values);
+      const metadataChanges = Object.values(changes).some((value) => value !== undefined);
+      const client =
+        metadataChanges || !streamSettings
+          ? await withFlagErrors(input, async () => updateClient(runtime.db, clientId!, changes, await runtime.clientValidator()))
+          : await getClient(runtime.db, clientId!);
+      if (metadataChanges)
+        await recordAuditEvent(runtime.db, { event: 'client.updated', outcome: 'success', actor: 'admin', clientId: client.clientId });
+      const stream = streamSettings
+        ? await configureEventStream(await runtime.workflowDeps(), client.clientId, streamSettings)
+        : await streamOfClient(runtime.db, client.clientId);
+      return { json: { ...client, eventStream: streamView(stream) }, text: clientText(client, undefined, stream) };
     },
   },
   {

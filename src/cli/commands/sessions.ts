@@ -8,7 +8,7 @@ import type { Command } from '../command.js';
 import { UsageError, describeTable } from '../output.js';
 import { sinceSchema } from './audit.js';
 
-const deliveryFlags = z.object({
+export const deliveryFlags = z.object({
   since: sinceSchema,
   status: z.enum(['pending', 'delivered', 'failed'], { message: 'must be pending, delivered or failed' }).optional(),
   client: z.string().min(1).optional(),

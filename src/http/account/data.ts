@@ -12,6 +12,12 @@ import { reauthenticate } from './reauthenticate.js';
 import { finishAccountSession, signedIn } from './session.js';
 import { renderAccountPage } from './view.js';
 
+/** The names services are registered under, for telling the person which ones heard of a change. */
+async function serviceNames(deps: SelfServiceDeps, clientIds: readonly string[]): Promise<string[]> {
+  const clients = await Promise.all(clientIds.map((clientId) => deps.provider.Client.find(clientId)));
+  return clients.map((client, index) => client?.clientName ?? clientIds[index]!).sort((a, b) => a.localeCompare(b));
+}
+
 const csrfOnly = z.object({ _csrf: z.string().max(200).optional() });
 const deleteForm = z.object({
   password: z.string().max(1000).default(''),
@@ -57,10 +63,16 @@ export function dataRoutes(router: Router, deps: SelfServiceDeps): void {
     if (form.confirm !== 'yes')
       return renderDelete(ctx, { error: pageTranslator(ctx)('delete.error.confirm'), errorField: 'confirm' }, 400);
 
-    await deleteAccount(deps, { accountId: account.id, actor: { kind: 'self', ip: ctx.ip } });
+    const { toldOfDeletion } = await deleteAccount(deps, { accountId: account.id, actor: { kind: 'self', ip: ctx.ip } });
     await finishAccountSession(ctx, deps);
-    ctx.status = 303;
-    ctx.redirect('/account/deleted');
+    // Answered here rather than after a redirect: which services were told is known only now.
+    const t = pageTranslator(ctx);
+    const names = await serviceNames(deps, toldOfDeletion);
+    ctx.set('cache-control', 'no-store');
+    renderNotice(ctx, 'delete.done.title', [
+      t('delete.done.lead'),
+      names.length ? t('delete.done.told', { services: names.join(t('list.separator')) }) : t('delete.done.toldNone'),
+    ]);
   });
 
   router.get('/deleted', (ctx) => {

@@ -27,7 +27,7 @@ export function loadAccountSession(deps: SelfServiceDeps) {
     if (sessionId) {
       const accountId = await resumeAccountSession(deps.db, sessionId, deps.config.selfService.accountSessionTtl);
       const account = accountId ? await findAccountById(deps.db, accountId) : undefined;
-      if (account) ctx.state['signedIn'] = { account, sessionId } satisfies SignedIn;
+      if (account && !account.disabledAt) ctx.state['signedIn'] = { account, sessionId } satisfies SignedIn;
     }
     useLanguage(ctx, { accountLocale: (ctx.state['signedIn'] as SignedIn | undefined)?.account.locale });
     await next();

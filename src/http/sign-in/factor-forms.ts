@@ -12,7 +12,8 @@ import type { SelfServiceDeps } from '../self-service.js';
 
 /** What pages that add or use a factor share: reading WebAuthn answers, naming passkeys, the QR code. */
 
-export const passkeyRefusalMessages: Record<PasskeyRefusal | 'malformed', PlainKey> = {
+export const passkeyRefusalMessages: Record<PasskeyRefusal | 'malformed' | 'disabled', PlainKey> = {
+  disabled: 'login.error.disabled',
   invalid: 'passkey.error.invalid',
   expired: 'passkey.error.expired',
   replayed: 'passkey.error.replayed',

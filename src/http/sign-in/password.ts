@@ -8,7 +8,7 @@ import { signInCounter } from '../metrics.js';
 import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
 
-export type SignInOutcome = { ok: true; account: Account } | { ok: false; status: 400 | 401 | 429; message: string };
+export type SignInOutcome = { ok: true; account: Account } | { ok: false; status: 400 | 401 | 403 | 429; message: string };
 
 /**
  * A password sign-in from a page (the service sign-in page and the account pages): runs the
@@ -29,6 +29,9 @@ export async function signInFromPage(
   switch (result.reason) {
     case 'missing':
       return { ok: false, status: 400, message: t('login.error.missing') };
+    case 'disabled':
+      signInCounter.inc({ outcome: 'disabled' });
+      return { ok: false, status: 403, message: t('login.error.disabled') };
     case 'locked':
       signInCounter.inc({ outcome: 'locked' });
       ctx.set('retry-after', String(result.retryAfterSeconds));

@@ -46,6 +46,8 @@ export async function continueSignIn(
   door: SignInDoor,
   signIn: { account: Account; amr: AuthenticationMethod[] },
 ): Promise<void> {
+  // A passkey, or a session that predates it, does not get a disabled account in either.
+  if (signIn.account.disabledAt) return door.restart(ctx, pageTranslator(ctx)('login.error.disabled'), 403);
   const factors = await factorsOf(deps.db, signIn.account.id);
   const level = levelToReach(door, factors);
   if (satisfies(levelOf(signIn.amr), level)) return door.finish(ctx, { accountId: signIn.account.id, amr: signIn.amr });

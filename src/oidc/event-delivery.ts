@@ -1,0 +1,85 @@
+import { SignJWT } from 'jose';
+import type Provider from 'oidc-provider';
+import type { Database } from '../db/index.js';
+import { claimDueEvents, markEventAttemptFailed, markEventDelivered, onEventQueued, type EventDelivery } from '../events/deliveries.js';
+import { streamOfClient } from '../events/streams.js';
+import type { Logger } from '../logger.js';
+import { isPrivateHost } from '../security/client-address.js';
+import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from './delivery-loop.js';
+import { signingKeyOf } from './internals.js';
+
+export interface EventDeliveryOptions {
+  issuer: string;
+  pollSeconds: number;
+  maxAgeSeconds: number;
+  batchSize: number;
+  /** Development and tests: receivers on loopback and private addresses. */
+  allowPrivateNetworkFetch: boolean;
+}
+
+/** A SET (RFC 8417) for one queued event, signed with the key that signs the service's ID tokens. */
+export async function signEventToken(provider: Provider, issuer: string, event: EventDelivery): Promise<string> {
+  const client = await provider.Client.find(event.clientId);
+  const alg = client?.idTokenSignedResponseAlg === 'ES256' ? 'ES256' : 'RS256';
+  const { kid, key } = signingKeyOf(provider, alg);
+  // The subject's issuer is this transmitter's, whichever process queued the event (a CLI
+  // run with another ISSUER must not make a SET whose sub_id and iss disagree).
+  const subject = event.subject.format === 'iss_sub' ? { ...event.subject, iss: issuer } : event.subject;
+  return new SignJWT({ txn: event.txn, sub_id: subject, events: { [event.eventType]: event.payload } })
+    .setProtectedHeader({ alg, kid, typ: 'secevent+jwt' })
+    .setIssuer(issuer)
+    .setAudience(event.clientId)
+    .setJti(event.jti)
+    .setIssuedAt(Math.floor(event.createdAt.getTime() / 1000))
+    .sign(key);
+}
+
+/**
+ * Pushes queued Security Event Tokens to each service's stream endpoint (RFC 8935): POST
+ * application/secevent+jwt, accepted on 202. Anything else is retried with backoff until
+ * maxAgeSeconds, then recorded as failed; the person's page never waits for it.
+ */
+export function startEventDelivery(provider: Provider, db: Database, logger: Logger, options: EventDeliveryOptions): DeliveryWorker {
+  async function push(event: EventDelivery): Promise<void> {
+    const stream = await streamOfClient(db, event.clientId);
+    if (!stream) throw new Error('the service has no event stream any more');
+    if (stream.status !== 'enabled') throw new Error(`the stream is ${stream.status}`);
+    const endpoint = new URL(stream.endpointUrl);
+    if (!options.allowPrivateNetworkFetch && (endpoint.protocol !== 'https:' || isPrivateHost(endpoint.hostname))) {
+      throw new Error('the stream endpoint is not a public https URL');
+    }
+    const response = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
+      body: await signEventToken(provider, options.issuer, event),
+      redirect: 'manual',
+      signal: AbortSignal.timeout(5000),
+    });
+    await response.body?.cancel();
+    if (response.status !== 202) throw new Error(`the receiver answered HTTP ${response.status}`);
+  }
+
+  async function deliver(event: EventDelivery): Promise<void> {
+    try {
+      await push(event);
+      await markEventDelivered(db, event.id);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      const status = await markEventAttemptFailed(db, event.id, message, retryDelaySeconds(event.attempts), options.maxAgeSeconds);
+      logger.warn(
+        { clientId: event.clientId, event: event.eventType, attempts: event.attempts, status, err: message },
+        'event delivery attempt failed',
+      );
+    }
+  }
+
+  return startDeliveryLoop({
+    what: 'security event',
+    claim: (limit) => claimDueEvents(db, limit, 30),
+    deliver,
+    batchSize: options.batchSize,
+    pollSeconds: options.pollSeconds,
+    onQueued: onEventQueued,
+    logger,
+  });
+}
