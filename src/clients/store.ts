@@ -42,6 +42,11 @@ export const clientRegistrationSchema = z
     scopes: z
       .array(z.enum(supportedScopes, { message: `must be one of ${supportedScopes.join(', ')}` }))
       .default(['openid', 'profile', 'email']),
+    /** Scopes the service may ask for but the person may leave out on the consent page. */
+    optionalScopes: z
+      .array(z.enum(supportedScopes, { message: `must be one of ${supportedScopes.join(', ')}` }))
+      .default([])
+      .refine((scopes) => !scopes.includes('openid'), 'openid is always needed'),
     subjectType: z.enum(['pairwise', 'public'], { message: 'must be pairwise or public' }).default('pairwise'),
     public: z.boolean().default(false),
     authMethod: z.enum(authMethods, { message: `must be one of ${authMethods.join(', ')}` }).optional(),
@@ -94,6 +99,10 @@ export const clientUpdateSchema = z.object({
   backchannelLogoutUri: redirectUriSchema.nullable().optional(),
   frontchannelLogoutUri: redirectUriSchema.nullable().optional(),
   scopes: clientRegistrationSchema.shape.scopes.unwrap().optional(),
+  optionalScopes: z
+    .array(z.enum(supportedScopes, { message: `must be one of ${supportedScopes.join(', ')}` }))
+    .refine((scopes) => !scopes.includes('openid'), 'openid is always needed')
+    .optional(),
   subjectType: z.enum(['pairwise', 'public']).optional(),
   grantTypes: clientRegistrationSchema.shape.grantTypes.unwrap().optional(),
   firstParty: z.boolean().optional(),
@@ -121,7 +130,10 @@ export interface ClientView {
   postLogoutRedirectUris: string[];
   backchannelLogoutUri: string | null;
   frontchannelLogoutUri: string | null;
+  /** Scopes the service needs. */
   scopes: string[];
+  /** Scopes it may ask for, which the person may leave out. */
+  optionalScopes: string[];
   grantTypes: string[];
   subjectType: string;
   firstParty: boolean;
@@ -156,7 +168,8 @@ function toMetadata(clientId: string, input: ParsedRegistration, secret: string 
     ...(input.frontchannelLogoutUri
       ? { frontchannel_logout_uri: input.frontchannelLogoutUri, frontchannel_logout_session_required: true }
       : {}),
-    scope: input.scopes.join(' '),
+    scope: [...new Set([...input.scopes, ...input.optionalScopes])].join(' '),
+    ...(input.optionalScopes.length ? { optional_scopes: input.optionalScopes } : {}),
     token_endpoint_auth_method: input.public ? 'none' : (input.authMethod ?? 'client_secret_basic'),
     // Without a redirect URI there is no sector to pair identifiers with, and no user either.
     subject_type: usesCode ? input.subjectType : 'public',
@@ -169,6 +182,9 @@ function toMetadata(clientId: string, input: ParsedRegistration, secret: string 
   };
 }
 
+const optionalOf = (metadata: ClientMetadata): string[] =>
+  Array.isArray(metadata['optional_scopes']) ? (metadata['optional_scopes'] as string[]) : [];
+
 function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration {
   return {
     name: String(metadata['client_name'] ?? metadata.client_id),
@@ -178,7 +194,8 @@ function registrationFromMetadata(metadata: ClientMetadata): ParsedRegistration 
     frontchannelLogoutUri: metadata['frontchannel_logout_uri'] as string | undefined,
     scopes: String(metadata['scope'] ?? '')
       .split(' ')
-      .filter(Boolean) as ParsedRegistration['scopes'],
+      .filter((scope) => scope && !optionalOf(metadata).includes(scope)) as ParsedRegistration['scopes'],
+    optionalScopes: optionalOf(metadata) as ParsedRegistration['optionalScopes'],
     // Services without a redirect URI are stored as public only for lack of a sector; if one
     // gains the code flow later, it starts from the pairwise default like any new service.
     subjectType:
@@ -219,6 +236,7 @@ function toView(row: ClientRow): ClientView {
     backchannelLogoutUri: registration.backchannelLogoutUri ?? null,
     frontchannelLogoutUri: registration.frontchannelLogoutUri ?? null,
     scopes: registration.scopes,
+    optionalScopes: registration.optionalScopes,
     grantTypes: registration.grantTypes,
     subjectType: String(m['subject_type'] ?? 'pairwise'),
     firstParty: registration.firstParty,

@@ -12,6 +12,7 @@ import { mailRequester } from '../security/throttle.js';
 import { mailLink, mailPerson } from '../use-cases/mail-person.js';
 import { recordSignIn } from '../use-cases/sign-in.js';
 import { levelOf, type AuthenticationMethod } from '../factors/levels.js';
+import { shareScope, withholdScope } from '../oidc/grants.js';
 import { requiredLevel } from '../oidc/authentication-level.js';
 import type { SignInDoor } from './sign-in/door.js';
 import { setupOfferRoutes } from './sign-in/setup-offer.js';
@@ -45,6 +46,20 @@ const registrationFields = z.object({
     .refine((name) => !name.includes('\u0000')),
 });
 const csrfOnlyForm = z.object({ _csrf: z.string().max(200).optional() });
+const consentForm = z.object({
+  _csrf: z.string().max(200).optional(),
+  // The optional items ticked: one value, or several.
+  scope: z
+    .union([z.string().max(100), z.array(z.string().max(100)).max(20)])
+    .optional()
+    .transform((value) => (value === undefined ? [] : Array.isArray(value) ? value : [value])),
+});
+
+/** The scopes a service may ask for but the person may leave out (idp clients --optional-scope). */
+function optionalScopesOf(client: { [key: string]: unknown } | undefined): Set<string> {
+  const scopes = client?.['optional_scopes'];
+  return new Set(Array.isArray(scopes) ? scopes.filter((scope): scope is string => typeof scope === 'string') : []);
+}
 
 /**
  * What the consent page asks about: what the service asks for and has not been given (a
@@ -201,11 +216,16 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       return;
     }
     if (details.prompt.name === 'consent') {
+      const asked = scopesToAsk(details);
+      const optional = optionalScopesOf(loaded.client as unknown as { [key: string]: unknown });
+      const grant = details.grantId ? await provider.Grant.find(details.grantId) : undefined;
+      const shared = new Set((grant?.getOIDCScope() ?? '').split(' '));
       renderPage(ctx, 'consent', {
         title: 'consent.title',
         uid: details.uid,
         clientName,
-        disclosures: describeScopes(scopesToAsk(details)),
+        disclosures: describeScopes(asked.filter((scope) => !optional.has(scope))),
+        optional: describeScopes(asked.filter((scope) => optional.has(scope))).map((item) => ({ ...item, shared: shared.has(item.scope) })),
       });
       return;
     }
@@ -274,8 +294,8 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
   });
 
   router.post('/consent', formBody, async (ctx) => {
-    const { details, clientId } = await loadInteraction(ctx, 'consent');
-    readForm(ctx, csrfOnlyForm);
+    const { details, clientId, client } = await loadInteraction(ctx, 'consent');
+    const form = readForm(ctx, consentForm);
     const accountId = details.session?.accountId;
     if (!accountId) throw new oidcErrors.SessionNotFound('no session for this interaction');
     const grant = details.grantId
@@ -283,7 +303,20 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       : new provider.Grant({ accountId, clientId: String(details.params['client_id']) });
     if (!grant) throw new oidcErrors.SessionNotFound('grant not found');
     const promptDetails = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
-    if (promptDetails.missingOIDCScope) grant.addOIDCScope(promptDetails.missingOIDCScope.join(' '));
+    // The person's choice for each item asked: required ones are shared; an optional one only when ticked.
+    const optional = optionalScopesOf(client as unknown as { [key: string]: unknown });
+    const ticked = new Set(form.scope);
+    const shared: string[] = [];
+    const declined: string[] = [];
+    for (const scope of scopesToAsk(details)) {
+      if (optional.has(scope) && !ticked.has(scope)) {
+        withholdScope(grant, scope);
+        declined.push(scope);
+      } else {
+        shareScope(grant, scope);
+        shared.push(scope);
+      }
+    }
     if (promptDetails.missingOIDCClaims) grant.addOIDCClaims(promptDetails.missingOIDCClaims);
     const grantId = await grant.save();
     consentCounter.inc({ outcome: 'allowed' });
@@ -293,7 +326,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       actor: accountId,
       clientId,
       ip: ctx.ip,
-      details: { scopes: promptDetails.missingOIDCScope ?? [] },
+      details: { scopes: shared, declined },
     });
     await finish(ctx, { consent: details.grantId ? {} : { grantId } }, true);
   });

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/index.js';
 import { storedId } from './adapter.js';
+import { withholdScopeIn, type GrantScopes } from './grants.js';
 
 /**
  * Every statement over oidc-provider's storage table that is not the adapter's own: the
@@ -15,8 +16,10 @@ const live = '(expires_at IS NULL OR expires_at > now())';
 export interface GrantedService {
   clientId: string;
   name: string;
-  /** Every scope the person granted this service, across its grants. */
+  /** Every scope the person granted this service, across its grants (not those declined or withdrawn since). */
   scopes: string[];
+  /** The scopes the service may do without (idp clients --optional-scope): the person can withdraw these. */
+  optionalScopes: string[];
   firstUsedAt: Date;
   lastUsedAt: Date | null;
 }
@@ -26,29 +29,37 @@ export async function listGrantedServices(db: Queryable, accountId: string): Pro
   const { rows } = await db.query<{
     client_id: string;
     name: string | null;
+    optional_scopes: unknown;
     scopes: (string | null)[];
+    rejected: (string | null)[];
     granted_at: Date | null;
     first_used_at: Date | null;
     last_used_at: Date | null;
   }>(
-    `SELECT g.client_id, c.metadata->>'client_name' AS name,
+    `SELECT g.client_id, c.metadata->>'client_name' AS name, c.metadata->'optional_scopes' AS optional_scopes,
             array_agg(g.payload->'openid'->>'scope') AS scopes,
+            array_agg(g.payload->'rejected'->'openid'->>'scope') AS rejected,
             min(to_timestamp((g.payload->>'iat')::bigint)) AS granted_at,
             u.first_used_at, u.last_used_at
      FROM oidc_payloads g
      JOIN clients c ON c.id = g.client_id
      LEFT JOIN service_usage u ON u.account_id = g.account_id AND u.client_id = g.client_id
      WHERE g.model = 'Grant' AND g.account_id = $1 AND (g.expires_at IS NULL OR g.expires_at > now())
-     GROUP BY g.client_id, c.metadata->>'client_name', u.first_used_at, u.last_used_at
+     GROUP BY g.client_id, c.metadata->>'client_name', c.metadata->'optional_scopes', u.first_used_at, u.last_used_at
      ORDER BY lower(coalesce(c.metadata->>'client_name', g.client_id)), g.client_id`,
     [accountId],
   );
+  const words = (values: (string | null)[]) => new Set(values.flatMap((value) => (value ?? '').split(' ')).filter(Boolean));
   return rows.map((row) => {
     const candidates = [row.granted_at, row.first_used_at].filter((date): date is Date => date instanceof Date);
+    const rejected = words(row.rejected);
     return {
       clientId: row.client_id,
       name: row.name ?? row.client_id,
-      scopes: [...new Set(row.scopes.flatMap((scope) => (scope ?? '').split(' ')).filter(Boolean))],
+      scopes: [...words(row.scopes)].filter((scope) => scope === 'openid' || !rejected.has(scope)),
+      optionalScopes: Array.isArray(row.optional_scopes)
+        ? row.optional_scopes.filter((scope): scope is string => typeof scope === 'string')
+        : [],
       firstUsedAt: new Date(Math.min(...candidates.map((date) => date.getTime()))),
       lastUsedAt: row.last_used_at,
     };
@@ -89,6 +100,27 @@ export async function connectedClientIds(db: Queryable, accountId: string): Prom
  * Removes the account's grants to a service and every code and token issued under them
  * (rows sharing the grant_id; a Grant row carries its own id there). False when there were none.
  */
+/**
+ * Withdraws one scope from every grant of the account to a service, in the caller's
+ * transaction (rows locked). False when the service held no grant with that scope.
+ */
+export async function withdrawGrantedScope(tx: Queryable, accountId: string, clientId: string, scope: string): Promise<boolean> {
+  const { rows } = await tx.query<{ id: string; payload: GrantScopes }>(
+    `SELECT id, payload FROM oidc_payloads WHERE model = 'Grant' AND account_id = $1 AND client_id = $2 AND ${live} FOR UPDATE`,
+    [accountId, clientId],
+  );
+  const holding = rows.filter((row) => (row.payload.openid?.scope ?? '').split(' ').includes(scope));
+  for (const row of holding) {
+    withholdScopeIn(row.payload, scope);
+    await tx.query(`UPDATE oidc_payloads SET payload = $3 WHERE model = 'Grant' AND id = $1 AND account_id = $2`, [
+      row.id,
+      accountId,
+      row.payload,
+    ]);
+  }
+  return holding.length > 0;
+}
+
 export async function deleteServiceGrants(tx: Queryable, accountId: string, clientId: string): Promise<boolean> {
   const { rows } = await tx.query<{ id: string }>(
     `SELECT id FROM oidc_payloads WHERE model = 'Grant' AND account_id = $1 AND client_id = $2`,

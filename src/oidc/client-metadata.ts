@@ -51,11 +51,20 @@ const idTokenClaimsModes = new Set(['granted', 'minimal']);
  *   9 no longer implements (http/frontchannel-logout.ts renders it).
  * - id_token_claims: `granted` (default) puts the claims of the granted scopes in the ID
  *   token, `minimal` only sub and protocol claims (the rest at userinfo).
+ * - optional_scopes: scopes of `scope` the person may leave out on the consent page
+ *   (unticked unless shared before); the rest are needed.
  * - require_acr: the authentication level every sign-in at the service must reach, whatever
  *   it asks (factors/levels.ts).
  */
 export const extraClientMetadata: NonNullable<Configuration['extraClientMetadata']> = {
-  properties: ['first_party', 'frontchannel_logout_uri', 'frontchannel_logout_session_required', 'id_token_claims', 'require_acr'],
+  properties: [
+    'first_party',
+    'frontchannel_logout_uri',
+    'frontchannel_logout_session_required',
+    'id_token_claims',
+    'require_acr',
+    'optional_scopes',
+  ],
   validator(ctx, key, value, metadata) {
     switch (key) {
       case 'frontchannel_logout_uri':
@@ -74,6 +83,14 @@ export const extraClientMetadata: NonNullable<Configuration['extraClientMetadata
           throw new errors.InvalidClientMetadata('id_token_claims must be granted or minimal');
         }
         break;
+      case 'optional_scopes': {
+        if (value === undefined) break;
+        const allowed = new Set(String(metadata['scope'] ?? '').split(' '));
+        if (!Array.isArray(value) || !value.every((scope) => typeof scope === 'string' && scope !== 'openid' && allowed.has(scope))) {
+          throw new errors.InvalidClientMetadata('optional_scopes must be scopes of the client other than openid');
+        }
+        break;
+      }
       case 'require_acr':
         if (value !== undefined && !isAcrLevel(value)) {
           throw new errors.InvalidClientMetadata(`require_acr must be one of ${acrValuesSupported.join(', ')}`);

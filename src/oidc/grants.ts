@@ -31,6 +31,9 @@ export function existingGrantLoader(findAccountGrant: AccountGrantLookup): NonNu
       const accountGrantId = await findAccountGrant(session.accountId, client.clientId);
       existing = accountGrantId ? await Grant.find(accountGrantId) : undefined;
     }
+    // What the person declined or withdrew is asked again at the next request for it, but not
+    // again in the sign-in where they just answered (its resumption carries their consent).
+    if (existing && !ctx.oidc.result?.consent) forgetDeclined(existing);
     if (!isFirstParty(client as unknown as { [key: string]: unknown })) return existing;
     const grant = existing ?? new Grant({ clientId: client.clientId, accountId: session.accountId });
     const requested = String(ctx.oidc.params?.['scope'] ?? 'openid');
@@ -38,4 +41,46 @@ export function existingGrantLoader(findAccountGrant: AccountGrantLookup): NonNu
     await grant.save();
     return grant;
   };
+}
+
+type GrantInstance = InstanceType<KoaContextWithOIDC['oidc']['provider']['Grant']>;
+
+/** What a grant holds, as oidc-provider keeps it (Grant.openid and Grant.rejected, payload fields). */
+export interface GrantScopes {
+  openid?: { scope?: string };
+  rejected?: { openid?: { scope?: string } };
+}
+
+const without = (scopes: string | undefined, scope: string) =>
+  (scopes ?? '')
+    .split(' ')
+    .filter((name) => name && name !== scope)
+    .join(' ');
+
+/** Drops what a grant says the person declined, for this request only (the grant is not saved). */
+function forgetDeclined(grant: GrantInstance): void {
+  delete (grant as unknown as GrantScopes).rejected;
+}
+
+/** Shares a scope the person had declined or withdrawn: granted, and no longer declined. */
+export function shareScope(grant: GrantInstance, scope: string): void {
+  grant.addOIDCScope(scope);
+  const declined = (grant as unknown as GrantScopes).rejected?.openid;
+  if (declined?.scope) declined.scope = without(declined.scope, scope);
+}
+
+/**
+ * Stops sharing a scope (withdrawn on /account, or left unticked): no longer granted, and
+ * recorded as declined so this sign-in completes; tokens issued from now on lack it.
+ */
+export function withholdScope(grant: GrantInstance, scope: string): void {
+  withholdScopeIn(grant as unknown as GrantScopes, scope);
+}
+
+/** withholdScope on a grant as stored (its payload), for changes made outside a request. */
+export function withholdScopeIn(grant: GrantScopes, scope: string): void {
+  if (grant.openid?.scope) grant.openid.scope = without(grant.openid.scope, scope);
+  const rejected = (grant.rejected ??= {});
+  const declined = (rejected.openid ??= {});
+  declined.scope = [...without(declined.scope, scope).split(' ').filter(Boolean), scope].join(' ');
 }

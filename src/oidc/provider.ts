@@ -10,6 +10,7 @@ import type { MetadataValidator } from '../clients/store.js';
 import { InvalidInput } from '../errors.js';
 import { deviceCodeGrant, grantTypes } from '../clients/store.js';
 import { createAdapterFactory } from './adapter.js';
+import { claimReleaseLog, releasedClaimNames } from './claim-release-log.js';
 import { latestGrantId, recordFirstUse } from './artefacts.js';
 import { extraClientMetadata } from './client-metadata.js';
 import { existingGrantLoader } from './grants.js';
@@ -77,6 +78,7 @@ export async function buildProvider(
   pages: ProviderPages,
   serving?: ServingHooks,
 ): Promise<BuiltProvider> {
+  const releases = claimReleaseLog(db, logger);
   const [jwks, secrets] = await Promise.all([loadSigningKeys(db, { config, logger }), loadServerSecrets(db, config)]);
 
   // The provider's current cookie keys, which the key refresh replaces after a rotation.
@@ -124,12 +126,20 @@ export async function buildProvider(
     },
     async findAccount(ctx, sub) {
       const account = await findAccountById(db, sub);
-      if (!account) return undefined;
+      if (!account || account.disabledAt) return undefined;
       return {
         accountId: account.id,
-        async claims(use) {
-          if (use === 'id_token' && ctx.oidc?.client?.['id_token_claims'] === 'minimal') return { sub: account.id };
-          return accountClaims(account, account.id) as { sub: string };
+        async claims(use, scope, requested, rejected) {
+          const available =
+            use === 'id_token' && ctx.oidc?.client?.['id_token_claims'] === 'minimal'
+              ? { sub: account.id }
+              : accountClaims(account, account.id);
+          const clientId = ctx.oidc?.client?.clientId;
+          if (clientId && (use === 'id_token' || use === 'userinfo')) {
+            const claims = releasedClaimNames(available, { scope, requested, rejected });
+            releases.note({ accountId: account.id, clientId, route: use, claims });
+          }
+          return available as { sub: string };
         },
       };
     },
@@ -151,7 +161,16 @@ export async function buildProvider(
       // A service may introspect or revoke only tokens issued to itself: one service must not
       // learn about a user's tokens at another.
       revocation: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
-      introspection: { enabled: true, allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId },
+      introspection: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId !== client.clientId) return false;
+          // An introspection answer names the person by their sub, the only claim it carries.
+          if ('accountId' in token && token.accountId)
+            releases.note({ accountId: token.accountId, clientId: client.clientId, route: 'introspection', claims: ['sub'] });
+          return true;
+        },
+      },
       clientCredentials: { enabled: true },
       backchannelLogout: { enabled: true },
       userinfo: { enabled: true },

@@ -2,6 +2,9 @@ import { listAccountSessions } from '../accounts/account-sessions.js';
 import { sessionDevicesOf } from '../accounts/session-devices.js';
 import { factorsOf } from '../factors/summary.js';
 import { claimsByScope } from '../accounts/claims.js';
+import { listClaimReleases } from '../accounts/claim-releases.js';
+import { eventsAbout } from '../events/deliveries.js';
+import { nameOfEvent } from '../events/event-types.js';
 import { listServiceUse } from '../accounts/service-usage.js';
 import { findAccountById } from '../accounts/store.js';
 import { listAccountEvents } from '../audit/sign-ins.js';
@@ -11,7 +14,7 @@ import { listGrantedServices, liveArtefacts } from '../oidc/artefacts.js';
 
 /**
  * Everything held about an account, for its owner (right of access): profile, connected
- * services and what each receives, sessions, live tokens (kind and lifetime only, never a
+ * services and what each receives and has received, the events sent to them, sessions, live tokens (kind and lifetime only, never a
  * value), pending links (never the token), security events and the mail kept in the
  * outbox (subject only: bodies hold links). The password hash is never included.
  */
@@ -39,6 +42,18 @@ export async function exportAccountData(db: Queryable, accountId: string) {
       receives: service.scopes.flatMap((scope) => (scope in claimsByScope ? [...claimsByScope[scope as keyof typeof claimsByScope]] : [])),
     })),
     serviceUsage: await listServiceUse(db, accountId),
+    // Which claims (names) each service has received, by route, first and last time.
+    claimsReleased: await listClaimReleases(db, accountId),
+    // The account events sent to each service, and whether the service accepted them.
+    eventsSent: (await eventsAbout(db, accountId)).map((event) => ({
+      clientId: event.clientId,
+      event: nameOfEvent(event.eventType) ?? event.eventType,
+      subject: event.subject,
+      queuedAt: event.createdAt,
+      status: event.status,
+      accepted: event.status === 'delivered',
+      finishedAt: event.finishedAt,
+    })),
     signInSessions: artefacts
       .filter((row) => row.model === 'Session')
       .map((row) => ({

@@ -21,6 +21,7 @@ const notices: Record<string, PlainKey> = {
   'email-change-sent': 'email.change.sent',
   'password-changed': 'password.changed',
   'service-revoked': 'services.revoked',
+  'item-withdrawn': 'services.withdrawn',
   'signed-out-everywhere': 'activity.signedOut',
   'passkey-added': 'security.done.passkeyAdded',
   'passkey-renamed': 'security.done.passkeyRenamed',
