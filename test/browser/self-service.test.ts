@@ -190,6 +190,75 @@ describe.skipIf(chromiumMissing)('self-service in headless Chromium', () => {
     );
   }
 
+  for (const { language, viewport } of flows) {
+    it(
+      `offers an optional item unticked, shares it once ticked, and withdraws it on the account page (${language}, ${viewport})`,
+      { timeout: 90_000 },
+      async () => {
+        const t = translator(language);
+        const { context } = await newContext(viewports[viewport], { bypassCSP: true });
+        const page = await context.newPage();
+        const shot = (step: string) => screenshot(page, `${language}-${viewport}-optional-${step}`);
+        const person = await createTestAccount(server.db);
+        const serviceName = `Points ${language}`;
+        const registered = await createTestClient(server.db, server.validator, {
+          name: serviceName,
+          redirectUris: [`${serviceOrigin}/cb`],
+          scopes: ['openid', 'profile'],
+          optionalScopes: ['email'],
+        });
+        const config = await discoverClient(server.issuer, registered.client.clientId, registered.clientSecret);
+        const request = await startAuthorization(config, `${serviceOrigin}/cb`, 'openid profile email');
+
+        await page.goto(`${server.issuer}/lang/${language}?next=/account/sign-in`);
+        await page.goto(request.url.href);
+        await page.getByLabel(t('form.email')).fill(person.email);
+        await page.getByLabel(t('form.password')).fill(person.password);
+        await page.getByRole('button', { name: t('login.submit') }).click();
+        await page.getByRole('heading', { name: t('consent.heading', { service: serviceName }), exact: true }).waitFor();
+        const emailBox = page.getByRole('checkbox', { name: t('scope.email') });
+        expect(await emailBox.isChecked()).toBe(false);
+        expect(await page.textContent('main')).toContain(t('scope.profile')); // required: listed, no checkbox
+        expect(await page.getByRole('group', { name: t('consent.optional.legend', { service: serviceName }) }).count()).toBe(1);
+        await shot('01-consent');
+        expect(await seriousViolations(page)).toEqual([]);
+        await emailBox.check();
+        await page.getByRole('button', { name: t('consent.allow') }).click();
+        await page.waitForURL(`${serviceOrigin}/cb?**`);
+        const tokens = await oidc.authorizationCodeGrant(config, new URL(page.url()), {
+          pkceCodeVerifier: request.verifier,
+          expectedState: request.state,
+          expectedNonce: request.nonce,
+        });
+        expect(tokens.claims()).toMatchObject({ email: person.email });
+
+        await page.goto(`${server.issuer}/account`);
+        await page.getByLabel(t('form.email')).fill(person.email);
+        await page.getByLabel(t('form.password')).fill(person.password);
+        await page.getByRole('button', { name: t('login.submit') }).click();
+        await page.getByRole('link', { name: t('account.nav.services') }).click();
+        await page.getByRole('heading', { name: serviceName, exact: true }).waitFor();
+        await shot('02-services');
+        expect(await seriousViolations(page)).toEqual([]);
+        await page.getByRole('button', { name: t('services.withdraw', { service: serviceName }) }).click();
+        await page.getByText(t('services.withdrawn')).waitFor();
+        await shot('03-withdrawn');
+        // The next sign-in (single sign-on, no new consent) no longer carries it.
+        const again = await startAuthorization(config, `${serviceOrigin}/cb`, 'openid profile');
+        await page.goto(again.url.href);
+        await page.waitForURL(`${serviceOrigin}/cb?**`);
+        const next = await oidc.authorizationCodeGrant(config, new URL(page.url()), {
+          pkceCodeVerifier: again.verifier,
+          expectedState: again.state,
+          expectedNonce: again.nonce,
+        });
+        expect(next.claims()).not.toHaveProperty('email');
+        expect(next.claims()).toMatchObject({ name: person.name });
+        await context.close();
+      },
+    );
+  }
+
   it('can be used with the keyboard alone, with a visible focus ring', { timeout: 60_000 }, async () => {
     const account = await createTestAccount(server.db);
     const { context } = await newContext(viewports.desktop);

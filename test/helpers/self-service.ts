@@ -1,6 +1,6 @@
 import * as oidc from 'openid-client';
 import type { Database } from '../../src/db/index.js';
-import type { RegisteredClient } from '../../src/clients/store.js';
+import type { ClientRegistration, RegisteredClient } from '../../src/clients/store.js';
 import { createTestClient } from './fixtures.js';
 import { discoverClient, exchangeCode, startAuthorization } from './oidc-client.js';
 import type { TestServer } from './server.js';
@@ -84,9 +84,10 @@ export async function connectService(
   server: TestServer,
   agent: UserAgent,
   person: { email: string; password: string; registerName?: string },
-  options: { port: number; backchannelLogoutUri?: string; scope?: string; name?: string },
+  options: { port: number; backchannelLogoutUri?: string; scope?: string; name?: string; client?: Partial<ClientRegistration> },
 ): Promise<ConnectedService> {
   const registered = await createTestClient(server.db, server.validator, {
+    ...options.client,
     ...(options.name ? { name: options.name } : {}),
     redirectUris: [`http://127.0.0.1:${options.port}/cb`],
     postLogoutRedirectUris: [`http://127.0.0.1:${options.port}/bye`],

@@ -17,7 +17,7 @@ export class UserAgent {
 
   async request(
     url: string,
-    init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {},
+    init: { method?: string; form?: Record<string, string | string[]>; headers?: Record<string, string> } = {},
   ): Promise<PageResponse> {
     const headers = new Headers({ ...this.defaults.headers, ...init.headers });
     headers.set('accept', 'text/html');
@@ -26,7 +26,12 @@ export class UserAgent {
     let body: string | undefined;
     if (init.form) {
       headers.set('content-type', 'application/x-www-form-urlencoded');
-      body = new URLSearchParams(init.form).toString();
+      // A field given several values (ticked checkboxes of one name) is sent once per value.
+      body = new URLSearchParams(
+        Object.entries(init.form).flatMap(([name, value]) =>
+          (Array.isArray(value) ? value : [value]).map((one): [string, string] => [name, one]),
+        ),
+      ).toString();
     }
     const response = await fetch(url, { method: init.method ?? (init.form ? 'POST' : 'GET'), headers, body, redirect: 'manual' });
     for (const setCookie of response.headers.getSetCookie()) await this.jar.setCookie(setCookie, url);
@@ -68,6 +73,8 @@ export interface SignInOptions {
   /** Register instead of signing in, with this name. */
   registerName?: string;
   consent?: 'allow' | 'deny';
+  /** The optional items to tick on the consent page (name="scope"); none when left out. */
+  share?: string[];
 }
 
 /**
@@ -107,7 +114,7 @@ export async function completeAuthorization(
     } else if (consent) {
       pages.push('consent');
       const target = options.consent === 'deny' ? actions.find((a) => a.endsWith('/abort'))! : consent;
-      next = await agent.follow(origin + target, redirectUri, { form: { _csrf: csrf() } });
+      next = await agent.follow(origin + target, redirectUri, { form: { _csrf: csrf(), scope: options.share ?? [] } });
     } else {
       throw new Error(`unexpected page (status ${page.status}): ${page.body.slice(0, 500)}`);
     }

@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startAccountSession } from '../../src/accounts/account-sessions.js';
 import { authenticate, createAccount } from '../../src/accounts/store.js';
@@ -13,6 +11,7 @@ import { keyRing } from '../../src/oidc/keys.js';
 import { createPostgresDatabase, type Database } from '../../src/db/index.js';
 import { createLogger } from '../../src/logger.js';
 import { uniqueEmail } from '../helpers/fixtures.js';
+import { idp, json } from '../helpers/cli.js';
 import { hashClientSecret } from '../../src/security/client-secrets.js';
 
 /**
@@ -22,40 +21,7 @@ import { hashClientSecret } from '../../src/security/client-secrets.js';
  * test uses its own names and emails and never counts a whole table.
  */
 
-const execFileAsync = promisify(execFile);
-const bin = fileURLToPath(new URL('../../dist/cli/index.js', import.meta.url));
 const migrationsDirectory = fileURLToPath(new URL('../../migrations/', import.meta.url));
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function idp(args: string[], options: { input?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  const run = execFileAsync(process.execPath, [bin, ...args], {
-    // A minimal environment: nothing from the developer's shell can change the outcome.
-    env: { PATH: process.env['PATH'] ?? '', DATABASE_URL: inject('databaseUrl'), LOG_LEVEL: 'warn', ...options.env },
-    timeout: 20_000,
-  });
-  // Always close stdin, so a command reading it (--password-stdin) never waits for a terminal.
-  run.child.stdin?.on('error', () => undefined);
-  run.child.stdin?.end(options.input ?? '');
-  try {
-    const { stdout, stderr } = await run;
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failure = error as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof failure.code !== 'number') throw error; // spawn failure or timeout, not an exit code
-    return { code: failure.code, stdout: failure.stdout ?? '', stderr: failure.stderr ?? '' };
-  }
-}
-
-/** Parses stdout of a successful --json call, showing stderr when the call failed. */
-function json<T = Record<string, unknown>>(result: CliResult): T {
-  expect(result, result.stderr).toMatchObject({ code: 0, stderr: '' });
-  return JSON.parse(result.stdout) as T;
-}
 
 /** Exactly one newline-terminated line. */
 const oneLine = /^[^\n]+\n$/;
@@ -107,10 +73,13 @@ describe('idp clients', { timeout: 60_000 }, () => {
     const [show, list] = await Promise.all([idp(['clients', 'show', added.clientId, '--json']), idp(['clients', 'list', '--json'])]);
     const shown = json<ClientJson>(show);
     expect(shown).toEqual(view);
+    expect(view['eventStream']).toBeNull(); // no event stream yet
     expect(Object.keys(shown).filter((key) => /secret/i.test(key))).toEqual([]);
     expect(show.stdout).not.toContain(secret);
     const listed = json<ClientJson[]>(list);
-    expect(listed.find((client) => client.clientId === added.clientId)).toEqual(view);
+    // The list leaves out the event stream (one query per service); show has it.
+    const { eventStream: _stream, ...listView } = view;
+    expect(listed.find((client) => client.clientId === added.clientId)).toEqual(listView);
     expect(listed.flatMap((client) => Object.keys(client)).filter((key) => /secret/i.test(key))).toEqual([]);
     expect(list.stdout).not.toContain(secret);
 
@@ -403,6 +372,92 @@ describe('idp clients', { timeout: 60_000 }, () => {
   });
 });
 
+describe('idp clients: what a service may leave out, and its event stream', { timeout: 60_000 }, () => {
+  const streamRow = async (clientId: string) =>
+    (await db.query('SELECT endpoint_url, events_requested FROM event_streams WHERE client_id = $1', [clientId])).rows;
+
+  it('registers optional scopes beside the required ones', async () => {
+    const added = json<ClientJson>(
+      await idp([
+        'clients',
+        'add',
+        '--name',
+        `opt-${tag()}`,
+        '--redirect-uri',
+        'https://shop.example/cb',
+        '--scope',
+        'openid',
+        '--scope',
+        'profile',
+        '--optional-scope',
+        'email',
+        '--json',
+      ]),
+    );
+    expect(added).toMatchObject({ scopes: ['openid', 'profile'], optionalScopes: ['email'] });
+    // oidc-provider sees every scope the service may ask for; the consent page tells them apart.
+    expect(await storedClient(added.clientId)).toMatchObject({ scope: 'openid profile email', optional_scopes: ['email'] });
+    const refused = await idp(['clients', 'update', added.clientId, '--optional-scope', 'openid', '--json']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(oneLine);
+  });
+
+  it('subscribes a service to events by short names, shows them, and removes the stream with an empty endpoint', async () => {
+    const added = json<ClientJson>(
+      await idp(['clients', 'add', '--name', `ev-${tag()}`, '--redirect-uri', 'https://shop.example/cb', '--json']),
+    );
+    const args = [
+      'clients',
+      'update',
+      added.clientId,
+      '--events-endpoint',
+      'https://shop.example/events',
+      '--event',
+      'account-purged',
+      '--event',
+      'credential-change',
+    ];
+    const updated = json<ClientJson>(await idp([...args, '--json']));
+    expect(updated['eventStream']).toEqual({
+      endpointUrl: 'https://shop.example/events',
+      events: ['account-purged', 'credential-change'],
+      status: 'enabled',
+    });
+    expect(json<ClientJson>(await idp(['clients', 'show', added.clientId, '--json']))['eventStream']).toEqual(updated['eventStream']);
+    const text = await idp(['clients', 'show', added.clientId]);
+    expect(text.stdout).toMatch(/events_endpoint\s+https:\/\/shop\.example\/events \(enabled\)/);
+    expect(text.stdout).toMatch(/events\s+account-purged credential-change/);
+
+    for (const bad of [
+      ['--event', 'account-deleted'],
+      ['--events-endpoint', 'http://shop.example/events'],
+      ['--events-endpoint', 'https://10.0.0.8/events'],
+    ]) {
+      const refused = await idp(['clients', 'update', added.clientId, ...bad, '--json']);
+      expect(refused.code, bad.join(' ')).toBe(2);
+      expect(refused.stderr).toMatch(oneLine);
+    }
+    expect(await streamRow(added.clientId)).toEqual([
+      {
+        endpoint_url: 'https://shop.example/events',
+        events_requested: [
+          'https://schemas.openid.net/secevent/risc/event-type/account-purged',
+          'https://schemas.openid.net/secevent/caep/event-type/credential-change',
+        ],
+      },
+    ]);
+    expect(json<ClientJson>(await idp(['clients', 'update', added.clientId, '--events-endpoint', '', '--json']))['eventStream']).toBeNull();
+    expect(await streamRow(added.clientId)).toEqual([]);
+  });
+
+  it('lists event deliveries, and refuses a malformed filter', async () => {
+    expect(Array.isArray(json(await idp(['events', 'deliveries', '--since', '1h', '--json'])))).toBe(true);
+    const refused = await idp(['events', 'deliveries', '--status', 'lost', '--json']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(oneLine);
+  });
+});
+
 describe('idp accounts', { timeout: 60_000 }, () => {
   it('adds an account with a generated password printed once, shows and lists it, and refuses the same email again (exit 1)', async () => {
     const email = uniqueEmail('cli');
@@ -467,7 +522,7 @@ describe('idp accounts', { timeout: 60_000 }, () => {
     const email = uniqueEmail('remove');
     const added = json<AccountJson>(await idp(['accounts', 'add', '--email', email, '--json']));
     const removed = await idp(['accounts', 'remove', added.id, '--json']);
-    expect(json(removed)).toEqual({ id: added.id, removed: true, notified: [] });
+    expect(json(removed)).toEqual({ id: added.id, removed: true, notified: [], toldOfDeletion: [] });
     expect(await accountRowsMentioning(email)).toBe(0);
     const [byId, byEmail] = await Promise.all([idp(['accounts', 'show', added.id]), idp(['accounts', 'show', email])]);
     expect(byId).toEqual({ code: 1, stdout: '', stderr: 'idp: no such account\n' });

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { discoverClient, startAuthorization, exchangeCode } from '../helpers/oidc-client.js';
@@ -55,6 +56,9 @@ interface Fixtures {
   answers: string[];
   /** A signed-in account page (with a passkey and an authenticator app) and what its forms name. */
   accountPage: { cookies: string; csrf: string; passkey: string; registration: string };
+  /** An access token a service got by client_credentials (for the SSF API), and its stream's id. */
+  serviceToken: string;
+  streamId: string;
 }
 let fx: Fixtures;
 
@@ -589,6 +593,20 @@ beforeAll(async () => {
   if ('stoppedAt' in setupPage) throw new Error('expected the setup offer');
   const assertion = JSON.stringify(authenticator.authenticate(passkeyOptionsIn(secondStepPage.body, 'authenticate')));
 
+  // A service with an event stream, managing it through the SSF API.
+  const subscriber = await createTestClient(server.db, server.validator, {
+    redirectUris: [redirectUri],
+    grantTypes: ['client_credentials'],
+  });
+  const subscriberConfig = await discoverClient(server.issuer, subscriber.client.clientId, subscriber.clientSecret);
+  const serviceToken = (await oidc.clientCredentialsGrant(subscriberConfig)).access_token;
+  const stream = await fetch(`${server.issuer}/ssf/streams`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${serviceToken}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ delivery: { method: 'urn:ietf:rfc:8935', endpoint_url: 'http://127.0.0.1:9/events' }, events_requested: [] }),
+  });
+  const streamId = ((await stream.json()) as { stream_id: string }).stream_id;
+
   fx = {
     steps: [await stepAt(serviceStep, secondStepPage), await stepAt(accountStep, accountSecondStep), await stepAt(setupStep, setupPage)],
     answers: [totpCode(secret, 1), recoveryCodes[0]!, recoveryCodes[1]!.toLowerCase(), assertion, registration],
@@ -598,6 +616,8 @@ beforeAll(async () => {
       passkey: unescapeHtml(/name="passkey" value="([^"]+)"/.exec(securityNow.body)![1]!),
       registration,
     },
+    serviceToken,
+    streamId,
     clientId: client.clientId,
     clientSecret: clientSecret!,
     redirectUri,
@@ -895,8 +915,11 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
     );
   });
 
-  it('/interaction/:uid/consent', async () => {
-    await fuzz('POST /interaction/:uid/consent', interactionForm('consent', []));
+  it('/interaction/:uid/consent, with the optional items ticked (scope)', async () => {
+    await fuzz(
+      'POST /interaction/:uid/consent',
+      interactionForm('consent', [['scope', 'email']], () => ['email', 'profile', 'openid']),
+    );
   });
 
   it('/interaction/:uid/abort', async () => {
@@ -956,6 +979,84 @@ describe('fuzzing every endpoint never yields a 5xx or a stack trace', () => {
       },
       cookies: [accountPage.cookies, accountPage.cookies, fx.sessionCookies],
     }));
+  });
+
+  it('the connected-services page and its forms: disconnect, withdraw an item', async () => {
+    const { accountPage } = fx;
+    await fuzz('GET|POST /account/services', () => ({
+      methods: ['GET', 'POST'],
+      path: fc.constantFrom('/account/services', '/account/services/revoke', '/account/services/withdraw'),
+      body: {
+        base: [
+          ['_csrf', accountPage.csrf],
+          ['clientId', fx.clientId],
+          ['scope', 'email'],
+        ],
+        good: [accountPage.csrf, fx.clientId, 'email', 'profile', 'openid'],
+      },
+      cookies: [accountPage.cookies, accountPage.cookies, fx.sessionCookies],
+    }));
+  });
+
+  it('the SSF transmitter: metadata, stream management, status and verification (/ssf/...)', async () => {
+    const push = 'urn:ietf:rfc:8935';
+    const eventUri = 'https://schemas.openid.net/secevent/risc/event-type/account-purged';
+    const json: fc.Arbitrary<unknown> = fc.oneof(
+      { weight: 3, arbitrary: text },
+      { weight: 2, arbitrary: fc.jsonValue({ maxDepth: 3 }) },
+      { weight: 1, arbitrary: fc.constantFrom(push, eventUri, fx.streamId, 'enabled', 'paused', 'disabled', 'https://receiver.example/e') },
+    );
+    const body = fc.record(
+      {
+        stream_id: fc.oneof(fc.constant(fx.streamId), json),
+        delivery: fc.oneof(
+          fc.record({ method: fc.oneof(fc.constant(push), json), endpoint_url: fc.oneof(fc.constant('https://receiver.example/e'), json) }),
+          json,
+        ),
+        events_requested: fc.oneof(fc.array(fc.oneof(fc.constant(eventUri), json), { maxLength: 25 }), json),
+        description: json,
+        status: json,
+        reason: json,
+        state: json,
+      },
+      { requiredKeys: [] },
+    );
+    const auth = [`Bearer ${fx.serviceToken}`, `Bearer ${fx.accessToken}`, 'Bearer nope', 'Basic Og=='];
+    await fuzz('ANY /ssf', () =>
+      fc
+        .record({
+          method: fc.constantFrom('GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'HEAD', 'OPTIONS'),
+          path: fc.constantFrom('/.well-known/ssf-configuration', '/ssf/streams', '/ssf/status', '/ssf/verify'),
+          query: fc.option(fc.oneof(fc.constant(fx.streamId), text), { freq: 2 }),
+          // Mostly the service's own token, so requests reach past the authentication.
+          authorization: fc.option(fc.constantFrom(auth[0]!, auth[0]!, auth[0]!, auth[0]!, ...auth), { freq: 8 }),
+          body: fc.oneof(
+            body.map((value) => JSON.stringify(value)),
+            text,
+          ),
+          type: fc.constantFrom('application/json', 'application/json; charset=utf-16', 'text/plain', 'application/x-www-form-urlencoded'),
+          headers: fc.oneof(
+            { weight: 3, arbitrary: fc.constant<[string, string | Buffer][]>([]) },
+            { weight: 1, arbitrary: headersArb({ authorization: auth }) },
+          ),
+        })
+        .map(({ method, path, query, authorization, body: payload, type, headers }): RawRequest => {
+          const target = query === null ? path : `${path}?stream_id=${encode(query, 'strict')}`;
+          const all: [string, string | Buffer][] = [
+            ...(authorization ? [['Authorization', authorization] as [string, string]] : []),
+            ...headers,
+          ];
+          if (method === 'GET' || method === 'HEAD' || method === 'DELETE') return { method, target, headers: all };
+          return { method, target, headers: [...all, ['Content-Type', type]], body: Buffer.from(payload, 'utf8').subarray(0, MAX_BODY) };
+        }),
+    );
+    // The stream the fuzz started from may be gone (a DELETE can be drawn), but it never became another service's.
+    const { rows } = await server.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM event_streams WHERE stream_id = $1 AND client_id <> (
+      SELECT client_id FROM event_streams WHERE stream_id = $1)`,
+      [fx.streamId],
+    );
+    expect(rows[0]!.n).toBe(0);
   });
 
   it('/healthz, /readyz, /metrics and the stylesheet', async () => {

@@ -22,6 +22,7 @@ const posts = [
   '/account/email/resend',
   '/account/password',
   '/account/services/revoke',
+  '/account/services/withdraw',
   '/account/data/export',
   '/account/delete',
   '/email/verify',
