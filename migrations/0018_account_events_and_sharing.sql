@@ -24,6 +24,8 @@ CREATE TABLE event_streams (
 CREATE TABLE event_deliveries (
   id              bigserial PRIMARY KEY,
   client_id       text NOT NULL,
+  -- The issuer of the process that queued it (every instance and the CLI share ISSUER).
+  issuer          text NOT NULL,
   account_id      text,
   event_type      text NOT NULL,
   subject         jsonb NOT NULL,

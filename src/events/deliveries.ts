@@ -9,6 +9,7 @@ export type EventDeliveryStatus = 'pending' | 'delivered' | 'failed';
 export interface EventDelivery {
   id: string;
   clientId: string;
+  issuer: string;
   eventType: string;
   subject: EventSubject;
   payload: Record<string, unknown>;
@@ -24,6 +25,7 @@ export interface EventDelivery {
 type DeliveryRow = {
   id: string;
   client_id: string;
+  issuer: string;
   event_type: string;
   subject: EventSubject;
   payload: Record<string, unknown>;
@@ -39,6 +41,7 @@ type DeliveryRow = {
 const toDelivery = (row: DeliveryRow): EventDelivery => ({
   id: String(row.id),
   clientId: row.client_id,
+  issuer: row.issuer,
   eventType: row.event_type,
   subject: row.subject,
   payload: row.payload,
@@ -51,7 +54,7 @@ const toDelivery = (row: DeliveryRow): EventDelivery => ({
   finishedAt: row.finished_at,
 });
 
-const columns = 'id, client_id, event_type, subject, payload, jti, txn, status, attempts, last_error, created_at, finished_at';
+const columns = 'id, client_id, issuer, event_type, subject, payload, jti, txn, status, attempts, last_error, created_at, finished_at';
 
 const queuedListeners = new Set<() => void>();
 
@@ -69,6 +72,8 @@ export async function enqueueEvent(
   db: Queryable,
   event: {
     clientId: string;
+    /** The transmitter's issuer: the SET's `iss`. */
+    issuer: string;
     accountId: string | null;
     eventType: string;
     subject: EventSubject;
@@ -77,8 +82,17 @@ export async function enqueueEvent(
   },
 ): Promise<void> {
   await db.query(
-    `INSERT INTO event_deliveries (client_id, account_id, event_type, subject, payload, jti, txn) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-    [event.clientId, event.accountId, event.eventType, event.subject, event.payload, randomBytes(16).toString('base64url'), event.txn],
+    `INSERT INTO event_deliveries (client_id, issuer, account_id, event_type, subject, payload, jti, txn) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+    [
+      event.clientId,
+      event.issuer,
+      event.accountId,
+      event.eventType,
+      event.subject,
+      event.payload,
+      randomBytes(16).toString('base64url'),
+      event.txn,
+    ],
   );
   for (const listener of queuedListeners) listener();
 }

@@ -151,7 +151,6 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const logoutDeliveries = installDurableBackchannelLogout(provider, db, logger, { ...config.logoutDelivery, batchSize: 20 });
   const eventDeliveries = startEventDelivery(provider, db, logger, {
     ...config.eventDelivery,
-    issuer: config.issuer,
     batchSize: 20,
     allowPrivateNetworkFetch: config.allowPrivateNetworkFetch,
   });
@@ -200,7 +199,10 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(mount(provider));
   const routers = [health, styles, language, publicMetrics, eventStreams, interactions, account, emailLinks, passwordReset];
   const routePaths = [
-    ...new Set([...routers.flatMap((router) => router.stack.map((layer) => String(layer.path))), ...providerPathTemplates(providerRoutes)]),
+    ...new Set([
+      ...routers.flatMap((router) => router.stack.filter((layer) => layer.methods.length > 0).map((layer) => String(layer.path))),
+      ...providerPathTemplates(providerRoutes),
+    ]),
   ];
   return { app, provider, logoutDeliveries, eventDeliveries, keyRefresh, routePaths };
 }

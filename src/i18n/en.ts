@@ -251,6 +251,7 @@ export const en = {
   'services.withdrawn': 'That item is no longer shared. The service keeps working without it.',
   'services.released': 'What it has received so far',
   'services.releasedNone': 'Nothing yet.',
+  'services.releasedBy': '{route}:',
   'services.releasedWhen': 'first {first}, last {last}',
   'route.id_token': 'at sign-in (ID token)',
   'route.userinfo': 'on request (userinfo)',

@@ -237,6 +237,7 @@ export const ja: Messages = {
   'services.withdrawn': 'この情報の共有をやめました。サービスはそのまま利用できます。',
   'services.released': 'これまでに受け取った情報',
   'services.releasedNone': 'まだありません。',
+  'services.releasedBy': '{route}：',
   'services.releasedWhen': '初回 {first}、最終 {last}',
   'route.id_token': 'ログイン時（IDトークン）',
   'route.userinfo': '問い合わせ時（userinfo）',

@@ -25,6 +25,7 @@ export async function announceAccountEvent(
     const sub = await subjectForClient(deps.provider, client, event.accountId);
     await enqueueEvent(deps.db, {
       clientId: stream.clientId,
+      issuer: deps.issuer,
       accountId: event.accountId,
       eventType: uri,
       subject: { format: 'iss_sub', iss: deps.issuer, sub },

@@ -9,7 +9,6 @@ import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from './del
 import { signingKeyOf } from './internals.js';
 
 export interface EventDeliveryOptions {
-  issuer: string;
   pollSeconds: number;
   maxAgeSeconds: number;
   batchSize: number;
@@ -18,16 +17,13 @@ export interface EventDeliveryOptions {
 }
 
 /** A SET (RFC 8417) for one queued event, signed with the key that signs the service's ID tokens. */
-export async function signEventToken(provider: Provider, issuer: string, event: EventDelivery): Promise<string> {
+export async function signEventToken(provider: Provider, event: EventDelivery): Promise<string> {
   const client = await provider.Client.find(event.clientId);
   const alg = client?.idTokenSignedResponseAlg === 'ES256' ? 'ES256' : 'RS256';
   const { kid, key } = signingKeyOf(provider, alg);
-  // The subject's issuer is this transmitter's, whichever process queued the event (a CLI
-  // run with another ISSUER must not make a SET whose sub_id and iss disagree).
-  const subject = event.subject.format === 'iss_sub' ? { ...event.subject, iss: issuer } : event.subject;
-  return new SignJWT({ txn: event.txn, sub_id: subject, events: { [event.eventType]: event.payload } })
+  return new SignJWT({ txn: event.txn, sub_id: event.subject, events: { [event.eventType]: event.payload } })
     .setProtectedHeader({ alg, kid, typ: 'secevent+jwt' })
-    .setIssuer(issuer)
+    .setIssuer(event.issuer)
     .setAudience(event.clientId)
     .setJti(event.jti)
     .setIssuedAt(Math.floor(event.createdAt.getTime() / 1000))
@@ -51,7 +47,7 @@ export function startEventDelivery(provider: Provider, db: Database, logger: Log
     const response = await fetch(endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
-      body: await signEventToken(provider, options.issuer, event),
+      body: await signEventToken(provider, event),
       redirect: 'manual',
       signal: AbortSignal.timeout(5000),
     });

@@ -107,7 +107,8 @@ interface ProviderConfiguration {
 
 interface Keystore {
   selectForSign(options: { alg: string; use: 'sig' }): { kid?: string }[];
-  getKeyObject(jwk: { kid?: string }): import('node:crypto').KeyObject;
+  /** Without getPublic, the JWK itself (private members included). */
+  getKeyObject(jwk: { kid?: string }): import('jose').JWK;
 }
 
 /**
@@ -115,10 +116,11 @@ interface Keystore {
  * it was built or refreshed with), for the Security Event Tokens we send to services: they
  * verify them against the same /jwks.
  */
-export function signingKeyOf(provider: Provider, alg: 'RS256' | 'ES256'): { kid: string; key: import('node:crypto').KeyObject } {
+export function signingKeyOf(provider: Provider, alg: 'RS256' | 'ES256'): { kid: string; key: import('jose').JWK } {
   const keystore = (internalState(provider) as { keystore: Keystore }).keystore;
   const [jwk] = keystore.selectForSign({ alg, use: 'sig' });
   if (!jwk?.kid) throw new Error(`no ${alg} signing key`);
+  // For signing, the keystore hands out the private JWK itself, which jose signs with.
   return { kid: jwk.kid, key: keystore.getKeyObject(jwk) };
 }
 

@@ -141,6 +141,7 @@ export async function requestStreamVerification(deps: WorkflowDeps, clientId: st
     if (rows[0]!.recent) throw new TooManyAttempts(MIN_VERIFICATION_INTERVAL);
     await enqueueEvent(tx, {
       clientId,
+      issuer: deps.config.issuer,
       accountId: null,
       eventType: verificationEventUri,
       subject: { format: 'opaque', id: stream.streamId },

@@ -75,7 +75,7 @@ describe.skipIf(chromiumMissing)('compatibility: oidc-client-ts as a public sing
     await page.waitForSelector('form[action$="/consent"]', { timeout: 10_000 }).catch(async (error: Error) => {
       throw new Error(`${error.message}; at ${page.url()}: ${(await page.content()).slice(0, 1500)}`);
     });
-    await page.click('form[action$="/consent"] button[type="submit"]');
+    await page.click('button[form="consent-form"]');
     await page.waitForURL(`${origin}/callback*`, { timeout: 10_000 });
     await page.waitForFunction("document.getElementById('out')?.textContent !== ''");
     const out = (await page.textContent('#out'))!;

@@ -77,7 +77,7 @@ describe.skipIf(chromiumMissing)('requests a service posts from another site', (
     await page.fill('input[name="email"]', account.email);
     await page.fill('input[name="password"]', account.password);
     await Promise.all([page.waitForURL(/\/interaction\//), page.click('button[type="submit"]')]);
-    await Promise.all([page.waitForURL(`${rpOrigin}/callback**`), page.click('form[action$="/consent"] button')]);
+    await Promise.all([page.waitForURL(`${rpOrigin}/callback**`), page.click('button[form="consent-form"]')]);
 
     // Later, the service posts its request from its own page.
     posted['/sign-in'] = { action: `${server.issuer}/auth`, ...parameters, state: 'posted' };

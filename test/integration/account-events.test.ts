@@ -54,6 +54,9 @@ interface SubscribedService extends ConnectedService {
 
 let nextPort = 9400;
 
+/** The admin CLI, run with the server's environment (ISSUER included), as operators run it. */
+const admin = (args: string[]) => idp(args, { env: { ISSUER: server.issuer, ALLOW_PRIVATE_NETWORK_FETCH: 'true' } });
+
 /** A service that subscribes its own stream through the SSF API (client_credentials token). */
 async function subscribeThroughApi(service: ConnectedService, endpointUrl: string, events: EventName[]): Promise<void> {
   const { access_token } = await oidc.clientCredentialsGrant(service.config);
@@ -94,7 +97,7 @@ async function subscribedService(
       ...events.flatMap((name) => ['--event', name]),
       '--json',
     ];
-    json(await idp(args, { env: { ALLOW_PRIVATE_NETWORK_FETCH: 'true' } }));
+    json(await admin(args));
   } else {
     await subscribeThroughApi(service, receiver.url, events);
   }
@@ -183,7 +186,7 @@ describe('account events to services', () => {
     expectAbout(added, service);
     expect(added.payload).toMatchObject({ credential_type: 'app', change_type: 'create', initiating_entity: 'user' });
 
-    json(await idp(['accounts', 'mfa', 'reset', account.email, '--json']));
+    json(await admin(['accounts', 'mfa', 'reset', account.email, '--json']));
     expect((await service.receiver.next('credential-change', 2)).payload).toMatchObject({
       credential_type: 'app',
       change_type: 'delete',
@@ -226,7 +229,7 @@ describe('account events to services', () => {
   it('an administrator disabling an account ends its sessions and tells the services; enabling it tells them again', async () => {
     const account = await createTestAccount(server.db);
     const service = await subscribedService(new UserAgent(), account);
-    expect(json(await idp(['accounts', 'disable', account.email, '--json']))).toMatchObject({ id: account.id, disabled: true });
+    expect(json(await admin(['accounts', 'disable', account.email, '--json']))).toMatchObject({ id: account.id, disabled: true });
 
     expectAbout(await service.receiver.next('account-disabled'), service);
     expect(await artefactCounts(server.db, account.id)).not.toHaveProperty('Session');
@@ -237,7 +240,7 @@ describe('account events to services', () => {
     });
     expect(attempt.status).not.toBe(303);
 
-    expect(json(await idp(['accounts', 'enable', account.email, '--json']))).toMatchObject({ id: account.id, disabled: false });
+    expect(json(await admin(['accounts', 'enable', account.email, '--json']))).toMatchObject({ id: account.id, disabled: false });
     const enabled = await service.receiver.next('account-enabled');
     expectAbout(enabled, service);
     expect(enabled.payload).toEqual({});
@@ -287,7 +290,7 @@ describe('account events to services', () => {
   it('a deletion by an administrator tells the services too, and says which', async () => {
     const account = await createTestAccount(server.db);
     const service = await subscribedService(new UserAgent(), account, { by: 'cli', events: ['account-purged'] });
-    const removed = json<{ toldOfDeletion: string[] }>(await idp(['accounts', 'remove', account.email, '--json']));
+    const removed = json<{ toldOfDeletion: string[] }>(await admin(['accounts', 'remove', account.email, '--json']));
     expect(removed.toldOfDeletion).toEqual([service.clientId]);
     expectAbout(await service.receiver.next('account-purged'), service);
   });
@@ -298,10 +301,10 @@ describe('account events to services', () => {
     const onlyPurge = await subscribedService(new UserAgent(), account, { events: ['account-purged'] });
     const page = await signInToAccountPages(new UserAgent(), server.issuer, other.email, other.password);
     void page;
-    json(await idp(['accounts', 'disable', account.email, '--json']));
-    json(await idp(['accounts', 'disable', other.email, '--json']));
+    json(await admin(['accounts', 'disable', account.email, '--json']));
+    json(await admin(['accounts', 'disable', other.email, '--json']));
     expect(await queuedTypes(onlyPurge.clientId)).toEqual([]);
-    json(await idp(['accounts', 'remove', other.email, '--json']));
+    json(await admin(['accounts', 'remove', other.email, '--json']));
     expect(await queuedTypes(onlyPurge.clientId)).toEqual([]);
   });
 
@@ -337,7 +340,7 @@ describe('account events to services', () => {
       expect(outcome.attempts).toBeGreaterThan(1);
     }
     const listed = json<{ clientId: string; status: string; lastError: string }[]>(
-      await idp(['events', 'deliveries', '--client', failing.clientId, '--status', 'failed', '--json']),
+      await admin(['events', 'deliveries', '--client', failing.clientId, '--status', 'failed', '--json']),
     );
     expect(listed).toEqual([
       expect.objectContaining({ clientId: failing.clientId, status: 'failed', lastError: 'the receiver answered HTTP 500' }),
@@ -479,6 +482,9 @@ describe('the SSF stream management API', () => {
 
   it('refuses loopback and private receivers unless the development switch is on', async () => {
     const strict = await startTestServer({ env: { ALLOW_PRIVATE_NETWORK_FETCH: 'false' } });
+    // Its workers would refuse the loopback receivers of the tests running beside it (they
+    // share the database, as instances do): this server only answers the API.
+    await Promise.all([strict.eventDeliveries.stop(), strict.logoutDeliveries.stop()]);
     try {
       const account = await createTestAccount(strict.db);
       const service = await connectService(strict, new UserAgent(), account, {

@@ -38,7 +38,7 @@ describe("oidc-provider's members that internals.ts relies on", () => {
     const instance = provider();
     const { kid, key } = signingKeyOf(instance, 'ES256');
     expect(kid).toBe('first');
-    expect(key.type).toBe('private');
+    expect(key).toMatchObject({ kty: 'EC', crv: 'P-256', d: expect.any(String) }); // the private key
     const client = await instance.Client.find('none').catch(() => undefined);
     expect(client).toBeUndefined();
     expect(typeof (internalState(instance) as { configuration: { pairwiseIdentifier: unknown } }).configuration.pairwiseIdentifier).toBe(
