@@ -4,6 +4,7 @@ import type { Queryable } from '../db/index.js';
 import { Conflict, NotFound } from '../errors.js';
 import { parseOrThrow } from '../validation.js';
 import { emailKey } from './email-key.js';
+import { verifyLegacyHash } from './legacy-hashes.js';
 import { dummyPasswordHash, hashPassword, passwordNeedsRehash, passwordSchema, verifyPassword } from './passwords.js';
 
 export interface Account {
@@ -29,7 +30,7 @@ export const emailSchema = z
 // Postgres text cannot hold NUL, and no name needs one.
 const withoutNul = (value: string) => !value.includes('\u0000');
 
-const optionalText = (max: number) =>
+export const optionalText = (max: number) =>
   z
     .string()
     .trim()
@@ -64,7 +65,8 @@ interface AccountRow {
   id: string;
   email: string;
   email_verified: boolean;
-  password_hash: string;
+  /** Null for an imported account that has no password of ours yet (see imported_passwords). */
+  password_hash: string | null;
   name: string | null;
   given_name: string | null;
   family_name: string | null;
@@ -94,7 +96,7 @@ function toAccount(row: AccountRow): Account {
 }
 
 /** Opaque and stable; never starting with '-' or '_', so it can follow a CLI flag. */
-function newAccountId(): string {
+export function newAccountId(): string {
   return randomBytes(16).toString('base64url').replace(/^[-_]/, 'a');
 }
 
@@ -155,17 +157,27 @@ export type PasswordCheck = { matched: true; account: Account } | { matched: fal
 
 /**
  * Checks an email and password. Unknown emails cost one argon2 verification too, so the
- * answer and its timing do not reveal whether an account exists. Rehashes the password
- * when the stored hash uses older parameters. A mismatch names the account it was for, if
- * any, for the audit log (never for the person asking).
+ * answer and its timing do not reveal whether an account exists. An imported account is
+ * also checked against the hashes its services brought (legacy-hashes.ts); at the first
+ * sign-in that matches, our argon2id hash of the password replaces all of them. Rehashes
+ * the password when the stored hash uses older parameters. A mismatch names the account it
+ * was for, if any, for the audit log (never for the person asking).
  */
 export async function checkSignInPassword(db: Queryable, email: string, password: string): Promise<PasswordCheck> {
   if (email.includes('\u0000')) email = ''; // cannot match; still pays the dummy verification below
-  const { rows } = await db.query<AccountRow>(`SELECT ${accountColumns} FROM accounts WHERE email_key = $1`, [emailKey(email)]);
+  const { rows } = await db.query<AccountRow & { imported: string[] | null }>(
+    `SELECT ${accountColumns}, (SELECT array_agg(hash) FROM imported_passwords p WHERE p.account_id = a.id) AS imported
+     FROM accounts a WHERE email_key = $1`,
+    [emailKey(email)],
+  );
   const row = rows[0];
-  const matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);
+  let matches = await verifyPassword(row?.password_hash ?? (await dummyPasswordHash()), password);
+  const imported = row?.imported ?? [];
+  for (const hash of imported) matches ||= await verifyLegacyHash(hash, password);
   if (!row || !matches) return { matched: false, accountId: row?.id };
-  if (passwordNeedsRehash(row.password_hash)) {
+  if (imported.length > 0) {
+    await storePasswordHash(db, row.id, await hashPassword(password));
+  } else if (row.password_hash && passwordNeedsRehash(row.password_hash)) {
     await db.query('UPDATE accounts SET password_hash = $2 WHERE id = $1 AND password_hash = $3', [
       row.id,
       await hashPassword(password),
@@ -186,13 +198,18 @@ export async function authenticate(db: Queryable, email: string, password: strin
  * argon2 runs. The caller has validated the password with passwordSchema.
  */
 export async function storePasswordHash(db: Queryable, id: string, passwordHash: string): Promise<void> {
-  const { rowCount } = await db.query('UPDATE accounts SET password_hash = $2 WHERE id = $1', [id, passwordHash]);
+  // One statement: the imported hashes go with the change, so no old password works after it.
+  const { rowCount } = await db.query(
+    `WITH forgotten AS (DELETE FROM imported_passwords WHERE account_id = $1)
+     UPDATE accounts SET password_hash = $2 WHERE id = $1`,
+    [id, passwordHash],
+  );
   if (!rowCount) throw new NotFound('no such account');
 }
 
 /** Checks the password of a known account (re-authentication before a sensitive change). */
 export async function checkPassword(db: Queryable, id: string, password: string): Promise<boolean> {
-  const { rows } = await db.query<{ password_hash: string }>('SELECT password_hash FROM accounts WHERE id = $1', [id]);
+  const { rows } = await db.query<{ password_hash: string | null }>('SELECT password_hash FROM accounts WHERE id = $1', [id]);
   return verifyPassword(rows[0]?.password_hash ?? (await dummyPasswordHash()), password);
 }
 

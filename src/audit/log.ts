@@ -14,6 +14,8 @@ export const auditEventNames = [
   'account.created',
   'account.deleted',
   'account.disabled',
+  'accounts.imported',
+  'accounts.exported',
   'account.enabled',
   'consent.withdrawn',
   'password.changed',

@@ -4,6 +4,7 @@ import './quiet-runtime-warning.js';
 import { parseArgs } from 'node:util';
 import type { Command } from './command.js';
 import { accountCommands } from './commands/accounts.js';
+import { accountFileCommands } from './commands/account-files.js';
 import { auditCommands } from './commands/audit.js';
 import { sessionCommands } from './commands/sessions.js';
 import { clientCommands } from './commands/clients.js';
@@ -16,6 +17,7 @@ import { openCliRuntime, type CliRuntime } from './runtime.js';
 const commands: Command[] = [
   ...clientCommands,
   ...accountCommands,
+  ...accountFileCommands,
   ...databaseCommands,
   ...keyCommands,
   ...auditCommands,
@@ -104,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
     }
     runtime = await openCliRuntime({ migrate: command.migrate !== false });
     const result = await command.run(runtime, values, positionals);
-    process.stdout.write(wantsJson ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
+    if (!result.streamed) process.stdout.write(wantsJson ? `${JSON.stringify(result.json, null, 2)}\n` : `${result.text}\n`);
     return 0;
   } catch (error) {
     if (error instanceof GroupHelp) {

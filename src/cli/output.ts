@@ -21,6 +21,8 @@ export interface CommandResult {
   json: unknown;
   /** What a person reads otherwise. */
   text: string;
+  /** The command wrote its output to stdout itself (an export): print nothing more. */
+  streamed?: boolean;
 }
 
 function formatValue(value: unknown): string {

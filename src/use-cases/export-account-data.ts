@@ -42,6 +42,13 @@ export async function exportAccountData(db: Queryable, accountId: string) {
       receives: service.scopes.flatMap((scope) => (scope in claimsByScope ? [...claimsByScope[scope as keyof typeof claimsByScope]] : [])),
     })),
     serviceUsage: await listServiceUse(db, accountId),
+    // Which services' user stores the account was imported from, under which of their ids.
+    importedFrom: (
+      await db.query<{ source: string; legacy_id: string; outcome: string; imported_at: Date }>(
+        'SELECT source, legacy_id, outcome, imported_at FROM account_imports WHERE account_id = $1 ORDER BY imported_at',
+        [accountId],
+      )
+    ).rows.map((row) => ({ clientId: row.source || null, legacyId: row.legacy_id, outcome: row.outcome, importedAt: row.imported_at })),
     // Which claims (names) each service has received, by route, first and last time.
     claimsReleased: await listClaimReleases(db, accountId),
     // The account events sent to each service, and whether the service accepted them.
