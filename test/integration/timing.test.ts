@@ -4,6 +4,8 @@ import { createTestAccount, createTestClient, uniqueEmail } from '../helpers/fix
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { formActions, hiddenField, UserAgent, type PageResponse } from '../helpers/user-agent.js';
 import type { RegisteredClient } from '../../src/clients/store.js';
+import { hashSync } from '@node-rs/bcrypt';
+import { importAccounts } from '../../src/use-cases/import-accounts.js';
 
 /*
  * Account enumeration through the sign-in form: an unknown email must get the same answer as
@@ -21,6 +23,19 @@ let registered: RegisteredClient;
 beforeAll(async () => {
   server = await startTestServer();
   registered = await createTestClient(server.db, server.validator, { redirectUris: ['http://127.0.0.1:9700/cb'] });
+  // Imported accounts waiting for their first sign-in (with hashes their service made) sit
+  // beside the others: an unknown address must still cost what a wrong password does.
+  const hash = hashSync('an imported password', 10);
+  async function* records() {
+    for (let line = 1; line <= 20; line += 1) {
+      yield {
+        line,
+        fields: { email: uniqueEmail('imported'), email_verified: true, password_hash: hash, legacy_id: `timing-${line}-${Date.now()}` },
+      };
+    }
+  }
+  const report = await importAccounts({ db: server.db, provider: server.provider }, records(), { strict: true, dryRun: false });
+  expect(report.created).toBe(20);
 });
 afterAll(async () => {
   await server?.close();
