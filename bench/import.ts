@@ -15,7 +15,7 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
-import { hashSync } from '@node-rs/bcrypt';
+import bcrypt from 'bcryptjs';
 import pg from 'pg';
 import { createBenchDatabase, outDir, root } from './lib/servers.js';
 
@@ -26,7 +26,7 @@ const cli = join(root, 'dist', 'cli', 'index.js');
 
 async function writeFile(path: string): Promise<void> {
   // A handful of distinct real hashes, reused: the import never hashes, so this changes nothing it does.
-  const hashes = Array.from({ length: 8 }, (_, i) => hashSync(`password ${i}`, 10));
+  const hashes = Array.from({ length: 8 }, (_, i) => bcrypt.hashSync(`password ${i}`, 10));
   const out = createWriteStream(path);
   for (let i = 1; i <= rows; i += 1) {
     const line = JSON.stringify({

@@ -1,6 +1,6 @@
 import { pbkdf2, scrypt, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import { verify as bcryptVerify } from '@node-rs/bcrypt';
+import bcrypt from 'bcryptjs';
 import argon2 from 'argon2';
 import { runPasswordWork } from '../security/password-work.js';
 
@@ -60,12 +60,13 @@ const tooCostly = (what: string): LegacyHashVerdict => ({
 
 /** Which notation a stored hash is in, and whether we accept it as a password. */
 export function classifyLegacyHash(hash: string): LegacyHashVerdict {
-  const bcrypt = bcryptPattern.exec(hash);
-  if (bcrypt) {
-    if (Number(bcrypt[1]) > maximum.bcryptCost) return tooCostly(`bcrypt cost ${bcrypt[1]}`);
-    return Number(bcrypt[1]) >= minimum.bcryptCost
+  const bcryptMatch = bcryptPattern.exec(hash);
+  if (bcryptMatch) {
+    const cost = bcryptMatch[1];
+    if (Number(cost) > maximum.bcryptCost) return tooCostly(`bcrypt cost ${cost}`);
+    return Number(cost) >= minimum.bcryptCost
       ? { accepted: true, kind: 'bcrypt' }
-      : { accepted: false, weak: true, reason: `bcrypt cost ${bcrypt[1]} is below ${minimum.bcryptCost}` };
+      : { accepted: false, weak: true, reason: `bcrypt cost ${cost} is below ${minimum.bcryptCost}` };
   }
   if (argon2Pattern.test(hash)) {
     const memory = Number(/[$,]m=(\d+)/.exec(hash)![1]);
@@ -138,7 +139,7 @@ export function verifyLegacyHash(hash: string, password: string): Promise<boolea
       switch (verdict.kind) {
         case 'bcrypt':
           // $2a$, $2b$ and $2y$ are one algorithm; the library reads all three.
-          return await bcryptVerify(password, hash);
+          return await bcrypt.compare(password, hash);
         case 'argon2':
           return await argon2.verify(hash, password);
         case 'scrypt':

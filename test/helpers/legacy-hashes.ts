@@ -1,21 +1,21 @@
 import { pbkdf2Sync, randomBytes, scryptSync } from 'node:crypto';
-import { hashSync as bcryptHash } from '@node-rs/bcrypt';
+import bcrypt from 'bcryptjs';
 import argon2 from 'argon2';
 
 /**
  * Password hashes as other frameworks write them, made with the real primitives: bcrypt by
- * @node-rs/bcrypt, argon2 by node-argon2, scrypt and PBKDF2 by node:crypto in the notations
+ * bcryptjs, argon2 by node-argon2, scrypt and PBKDF2 by node:crypto in the notations
  * of PHC strings, passlib and Django.
  */
 const phc = (bytes: Buffer) => bytes.toString('base64').replace(/=+$/, '');
 const passlib = (bytes: Buffer) => phc(bytes).replaceAll('+', '.');
 
 export async function legacyHashes(password: string): Promise<Record<string, string>> {
-  const bcrypt10 = bcryptHash(password, 10);
+  const bcrypt10 = bcrypt.hashSync(password, 10);
   const salt = randomBytes(16);
   return {
     'bcrypt $2b$ cost 10': bcrypt10,
-    'bcrypt $2b$ cost 12': bcryptHash(password, 12),
+    'bcrypt $2b$ cost 12': bcrypt.hashSync(password, 12),
     // PHP's $2y$ and the older $2a$ are the same algorithm under another prefix.
     'bcrypt $2a$': bcrypt10.replace(/^\$2b\$/, '$2a$'),
     'bcrypt $2y$': bcrypt10.replace(/^\$2b\$/, '$2y$'),

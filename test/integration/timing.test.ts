@@ -4,7 +4,7 @@ import { createTestAccount, createTestClient, uniqueEmail } from '../helpers/fix
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { formActions, hiddenField, UserAgent, type PageResponse } from '../helpers/user-agent.js';
 import type { RegisteredClient } from '../../src/clients/store.js';
-import { hashSync } from '@node-rs/bcrypt';
+import bcrypt from 'bcryptjs';
 import { importAccounts } from '../../src/use-cases/import-accounts.js';
 
 /*
@@ -25,7 +25,7 @@ beforeAll(async () => {
   registered = await createTestClient(server.db, server.validator, { redirectUris: ['http://127.0.0.1:9700/cb'] });
   // Imported accounts waiting for their first sign-in (with hashes their service made) sit
   // beside the others: an unknown address must still cost what a wrong password does.
-  const hash = hashSync('an imported password', 10);
+  const hash = bcrypt.hashSync('an imported password', 10);
   async function* records() {
     for (let line = 1; line <= 20; line += 1) {
       yield {
