@@ -82,6 +82,8 @@ const environmentSchema = z.object({
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   EMBEDDED_DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // auto: readable lines in a terminal, JSON lines otherwise (containers, files, log shippers).
+  LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { message: 'expected auto, json or pretty' }).default('auto'),
   TRUST_PROXY: booleanFromEnv.default(false),
   // How many proxies append to X-Forwarded-For in front of us: the client is the address the
   // nearest of them saw, never an entry further left (the client writes those).
@@ -164,6 +166,9 @@ const environmentSchema = z.object({
   PASSWORD_RESETS_PER_IP_PER_HOUR: z.coerce.number().int().min(1).default(20),
 });
 
+/** Every environment variable the server and the CLI read (deploy manifests are checked against it). */
+export const environmentVariables = Object.keys(environmentSchema.shape);
+
 export type Config = Readonly<{
   port: number;
   host: string;
@@ -172,6 +177,7 @@ export type Config = Readonly<{
   databasePoolMax: number;
   embeddedDataDir: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
+  logFormat: z.infer<typeof environmentSchema>['LOG_FORMAT'];
   trustProxy: boolean;
   /** Proxies appending to X-Forwarded-For in front of us (used when trustProxy). */
   trustedProxyHops: number;
@@ -283,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databasePoolMax: e.DATABASE_POOL_MAX,
     embeddedDataDir: e.EMBEDDED_DATA_DIR,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     trustProxy: e.TRUST_PROXY,
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     metrics: Object.freeze({ port: e.METRICS_PORT, host: e.METRICS_HOST, token: e.METRICS_TOKEN }),

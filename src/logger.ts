@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import type { Config } from './config.js';
 
 export type { Logger };
@@ -28,13 +29,26 @@ const redactedPaths = [
   'headers.cookie',
 ];
 
-export function createLogger(config: Pick<Config, 'logLevel'>, destination?: pino.DestinationStream): Logger {
-  return pino(
-    {
-      level: config.logLevel,
-      redact: { paths: redactedPaths, censor: '[redacted]' },
-      base: { service: 'idp' },
-    },
-    destination,
-  );
+/** Readable lines for a person at a terminal; JSON lines for machines (and whenever asked). */
+export function wantsPrettyLogs(format: Config['logFormat'] | undefined, isTerminal: boolean): boolean {
+  return format === 'pretty' || (format === 'auto' && isTerminal);
+}
+
+export function createLogger(
+  config: Pick<Config, 'logLevel'> & Partial<Pick<Config, 'logFormat'>>,
+  destination?: pino.DestinationStream,
+): Logger {
+  const options = {
+    level: config.logLevel,
+    redact: { paths: redactedPaths, censor: '[redacted]' },
+    base: { service: 'idp' },
+  };
+  if (!destination && wantsPrettyLogs(config.logFormat, process.stdout.isTTY === true)) {
+    // In-process (no worker thread), written synchronously: a crash's last lines are not lost.
+    return pino(
+      options,
+      pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service', sync: true }),
+    );
+  }
+  return pino(options, destination);
 }
