@@ -147,6 +147,10 @@ const environmentSchema = z.object({
   // Self-service (registration mail, password reset, the /account pages).
   SMTP_URL: smtpUrl.optional(),
   MAIL_FROM: z.string().trim().min(3).max(320).optional(),
+  // Queued mail (with SMTP_URL): polled every MAIL_DELIVERY_POLL_SECONDS, retried with backoff
+  // while the server is down or answers 4xx, given up after MAIL_DELIVERY_MAX_AGE_SECONDS.
+  MAIL_DELIVERY_POLL_SECONDS: seconds(1),
+  MAIL_DELIVERY_MAX_AGE_SECONDS: seconds(86400),
   PRIVACY_POLICY_URL: publicUrl.optional(),
   PRIVACY_CONTACT: contactAddress.optional(),
   EMAIL_VERIFICATION_TTL: seconds(3 * 24 * 3600),
@@ -212,7 +216,7 @@ export type Config = Readonly<{
   /** The bounded queue every argon2 computation waits in. */
   passwordHashing: Readonly<{ concurrency: number; queueMax: number; queueTimeoutMs: number }>;
   /** Mail: over SMTP when smtpUrl is set, otherwise to the log and the outbox table. */
-  mail: Readonly<{ smtpUrl: string | undefined; from: string }>;
+  mail: Readonly<{ smtpUrl: string | undefined; from: string; pollSeconds: number; maxAgeSeconds: number }>;
   /** Shown in every page footer when set. */
   privacy: Readonly<{ policyUrl: string | undefined; contact: string | undefined }>;
   /** Lifetimes (seconds) of one-time links and of the /account pages' idle session. */
@@ -337,7 +341,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       queueTimeoutMs: e.PASSWORD_HASHING_QUEUE_TIMEOUT_MS,
     }),
     auditRetentionDays: e.AUDIT_RETENTION_DAYS,
-    mail: Object.freeze({ smtpUrl: e.SMTP_URL, from: e.MAIL_FROM ?? `Group ID <no-reply@${new URL(issuer).hostname}>` }),
+    mail: Object.freeze({
+      smtpUrl: e.SMTP_URL,
+      from: e.MAIL_FROM ?? `Group ID <no-reply@${new URL(issuer).hostname}>`,
+      pollSeconds: e.MAIL_DELIVERY_POLL_SECONDS,
+      maxAgeSeconds: e.MAIL_DELIVERY_MAX_AGE_SECONDS,
+    }),
     privacy: Object.freeze({ policyUrl: e.PRIVACY_POLICY_URL, contact: e.PRIVACY_CONTACT }),
     selfService: Object.freeze({
       emailVerificationTtl: e.EMAIL_VERIFICATION_TTL,

@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config);
   const db = await openDatabase(config, logger);
   await migrate(db, logger);
-  const { app, provider, logoutDeliveries, eventDeliveries, keyRefresh } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh } = await createApp(config, db, logger);
   const stopSweeper = startExpiredRowSweeper(db, logger, {
     intervalSeconds: config.sweepIntervalSeconds,
     batchSize: config.sweepBatchSize,
@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     metricsServer?.close();
     await logoutDeliveries.stop();
     await eventDeliveries.stop();
+    await mailDeliveries.stop();
     await db.close();
     logger.info('stopped');
     process.exit(0);

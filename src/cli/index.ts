@@ -10,6 +10,7 @@ import { sessionCommands } from './commands/sessions.js';
 import { clientCommands } from './commands/clients.js';
 import { databaseCommands } from './commands/db.js';
 import { eventCommands } from './commands/events.js';
+import { mailCommands } from './commands/mail.js';
 import { keyCommands } from './commands/keys.js';
 import { exitCodeForError, oneLine, UsageError } from './output.js';
 import { openCliRuntime, type CliRuntime } from './runtime.js';
@@ -23,6 +24,7 @@ const commands: Command[] = [
   ...auditCommands,
   ...sessionCommands,
   ...eventCommands,
+  ...mailCommands,
 ];
 
 function helpText(): string {

@@ -6,6 +6,7 @@ import { createLogger, type Logger } from '../logger.js';
 import type Provider from 'oidc-provider';
 import type { MetadataValidator } from '../clients/store.js';
 import { createMailer } from '../mail/mailer.js';
+import { cachedKeyRing } from '../oidc/keys.js';
 import { configurePasswordWork } from '../security/password-work.js';
 import { Throttle } from '../security/throttle.js';
 import type { WorkflowDeps } from '../use-cases/deps.js';
@@ -64,7 +65,7 @@ export async function openCliRuntime(options: { migrate: boolean }): Promise<Cli
         logger,
         provider: await loadProvider(),
         throttle: new Throttle(db, config.rateLimits),
-        mailer: createMailer(config, db, logger),
+        mailer: createMailer(config, db, logger, cachedKeyRing(db, config)),
       };
     },
   };

@@ -18,6 +18,9 @@ import { trackServiceUsage } from '../oidc/service-usage.js';
 import { trackSessionDevices } from '../oidc/session-devices.js';
 import { sessionUidByCookie } from '../oidc/artefacts.js';
 import { createMailer } from '../mail/mailer.js';
+import { startMailDelivery } from '../mail/smtp-delivery.js';
+import { idleWorker } from '../db/delivery-loop.js';
+import { cachedKeyRing } from '../oidc/keys.js';
 import { errorBoundary } from './errors.js';
 import { frontChannelLogout } from './frontchannel-logout.js';
 import { healthRoutes, publicMetricsRoute } from './health.js';
@@ -132,6 +135,8 @@ export interface IdentityApp {
   logoutDeliveries: DeliveryWorker;
   /** Pushes queued security events to services' streams; stop it on shutdown. */
   eventDeliveries: DeliveryWorker;
+  /** Sends queued mail over SMTP (idle without SMTP_URL); stop it on shutdown. */
+  mailDeliveries: DeliveryWorker;
   /** Re-reads signing and cookie keys every KEY_REFRESH_SECONDS; stop it on shutdown. */
   keyRefresh: KeyRefresh;
 }
@@ -171,7 +176,11 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
 
   const health = healthRoutes(db);
   const styles = staticRoutes();
-  const selfService: SelfServiceDeps = { config, db, provider, throttle, mailer: createMailer(config, db, logger), logger };
+  const mailKeys = cachedKeyRing(db, config);
+  const mailer = createMailer(config, db, logger, mailKeys);
+  // Queued mail is sent by every instance's worker, each message once (mail/smtp-delivery.ts).
+  const mailDeliveries = config.mail.smtpUrl ? startMailDelivery(config, db, mailKeys, logger) : idleWorker;
+  const selfService: SelfServiceDeps = { config, db, provider, throttle, mailer, logger };
   trackServiceUsage(provider, db, logger);
   trackSessionDevices(provider, db, logger);
   const interactions = interactionRoutes(selfService);
@@ -204,5 +213,5 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
       ...providerPathTemplates(providerRoutes),
     ]),
   ];
-  return { app, provider, logoutDeliveries, eventDeliveries, keyRefresh, routePaths };
+  return { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, routePaths };
 }

@@ -1,9 +1,10 @@
-import nodemailer from 'nodemailer';
 import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Language } from '../i18n/catalogue.js';
 import type { Logger } from '../logger.js';
 import type { MailPurpose } from './messages.js';
+import type { KeyRing } from '../security/key-encryption.js';
+import { queueMail } from './deliveries.js';
 import { writeToOutbox } from './outbox.js';
 
 export interface Mail {
@@ -22,19 +23,16 @@ export interface Mailer {
 }
 
 /**
- * Over SMTP when SMTP_URL is set. The SMTP conversation is not awaited: a page must not wait
- * for (or reveal, by its timing, whether there was) a mail server round trip, and a failed
- * send is logged; the person can ask for the link again.
+ * Over SMTP when SMTP_URL is set: each message is queued in Postgres (mail/deliveries.ts)
+ * and sent by the mail worker (mail/smtp-delivery.ts), so a page never waits for (or
+ * reveals, by its timing, whether there was) a mail server round trip, and a message is not
+ * lost while the server is down.
  */
-function smtpMailer(config: Config, logger: Logger): Mailer {
-  const transport = nodemailer.createTransport(config.mail.smtpUrl);
+function smtpMailer(db: Database, keys: () => Promise<KeyRing>): Mailer {
   return {
     mode: 'smtp',
     async send(mail) {
-      transport
-        .sendMail({ from: config.mail.from, to: mail.to, subject: mail.subject, text: mail.text })
-        .then((info) => logger.info({ purpose: mail.purpose, messageId: info.messageId }, 'mail sent'))
-        .catch((error: Error) => logger.warn({ purpose: mail.purpose, err: error.message }, 'mail could not be sent'));
+      await queueMail(db, await keys(), mail);
     },
   };
 }
@@ -57,6 +55,7 @@ function outboxMailer(db: Database, logger: Logger): Mailer {
   };
 }
 
-export function createMailer(config: Config, db: Database, logger: Logger): Mailer {
-  return config.mail.smtpUrl ? smtpMailer(config, logger) : outboxMailer(db, logger);
+/** `keys`: the key ring that seals queued bodies (oidc/keys.ts cachedKeyRing). */
+export function createMailer(config: Config, db: Database, logger: Logger, keys: () => Promise<KeyRing>): Mailer {
+  return config.mail.smtpUrl ? smtpMailer(db, keys) : outboxMailer(db, logger);
 }

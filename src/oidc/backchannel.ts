@@ -9,7 +9,7 @@ import {
   onDeliveryQueued,
   type LogoutDelivery,
 } from '../logout/deliveries.js';
-import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from './delivery-loop.js';
+import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from '../db/delivery-loop.js';
 import { takeOverBackchannelLogout } from './internals.js';
 
 export interface DeliveryOptions {

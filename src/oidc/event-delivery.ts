@@ -5,7 +5,7 @@ import { claimDueEvents, markEventAttemptFailed, markEventDelivered, onEventQueu
 import { streamOfClient } from '../events/streams.js';
 import type { Logger } from '../logger.js';
 import { isPrivateHost } from '../security/client-address.js';
-import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from './delivery-loop.js';
+import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from '../db/delivery-loop.js';
 import { signingKeyOf } from './internals.js';
 
 export interface EventDeliveryOptions {

@@ -76,6 +76,18 @@ const KEY_LOCK_ID = 727_002;
  * plaintext because every row then has one format, nothing prints a warning on a newcomer's
  * `npm start`, and setting KEY_ENCRYPTION_KEY later re-encrypts every key at the next start.
  */
+/** keyRing, read once per process (for what seals and opens data often: queued mail). */
+export function cachedKeyRing(db: Queryable, config: Pick<Config, 'keyEncryptionKeys'>): () => Promise<KeyRing> {
+  let ring: Promise<KeyRing> | undefined;
+  return () => {
+    ring ??= keyRing(db, config).catch((error: unknown) => {
+      ring = undefined;
+      throw error;
+    });
+    return ring;
+  };
+}
+
 export async function keyRing(db: Queryable, config: Pick<Config, 'keyEncryptionKeys'>): Promise<KeyRing> {
   if (!config.keyEncryptionKeys) {
     const stored = keyEncryptionKey(await storedKeyEncryptionKey(db));

@@ -3,6 +3,7 @@ import { sweepExpiredAccountSessions } from '../accounts/account-sessions.js';
 import { sweepExpiredLinkTokens } from '../accounts/one-time-links.js';
 import { pruneAuditEvents } from '../audit/log.js';
 import { sweepOutbox } from '../mail/outbox.js';
+import { sweepFinishedMail } from '../mail/deliveries.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { sweepExpiredRateLimits } from '../security/throttle.js';
@@ -34,7 +35,11 @@ export function startExpiredRowSweeper(db: Database, logger: Logger, options: Sw
       // Event delivery records are kept as long as the audit log: the person's export lists them.
       const auditEvents =
         (await pruneAuditEvents(db, options.auditRetentionDays)) + (await sweepFinishedEvents(db, options.auditRetentionDays));
-      const selfService = (await sweepExpiredLinkTokens(db)) + (await sweepExpiredAccountSessions(db)) + (await sweepOutbox(db));
+      const selfService =
+        (await sweepExpiredLinkTokens(db)) +
+        (await sweepExpiredAccountSessions(db)) +
+        (await sweepOutbox(db)) +
+        (await sweepFinishedMail(db));
       const signIn =
         (await sweepPendingSignIns(db)) +
         (await sweepSpentChallenges(db)) +

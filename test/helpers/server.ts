@@ -37,6 +37,7 @@ export interface TestServer {
   provider: Provider;
   logoutDeliveries: DeliveryWorker;
   eventDeliveries: DeliveryWorker;
+  mailDeliveries: DeliveryWorker;
   keyRefresh: KeyRefresh;
   server: Server;
   validator: MetadataValidator;
@@ -71,7 +72,7 @@ export async function startTestServer(
   });
   const logger = createLogger(config);
   const db = options.db ?? createPostgresDatabase(config.databaseUrl!, { poolMax: 5, logger });
-  const { app, provider, logoutDeliveries, eventDeliveries, keyRefresh, routePaths } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, routePaths } = await createApp(config, db, logger);
   server.on('request', app.callback());
   return {
     issuer,
@@ -80,6 +81,7 @@ export async function startTestServer(
     provider,
     logoutDeliveries,
     eventDeliveries,
+    mailDeliveries,
     keyRefresh,
     server,
     validator: clientMetadataValidator(provider),
@@ -90,6 +92,7 @@ export async function startTestServer(
       keyRefresh.stop();
       await logoutDeliveries.stop();
       await eventDeliveries.stop();
+      await mailDeliveries.stop();
       if (!options.db) await db.close();
     },
   };

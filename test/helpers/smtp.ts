@@ -10,12 +10,14 @@ export interface ReceivedMail {
 
 /**
  * Just enough of an SMTP server on 127.0.0.1 for the mailer's real SMTP path: it accepts
- * every message (no TLS, no auth) and keeps it for the test to read.
+ * every message (no TLS, no auth) and keeps it for the test to read. `refuse` plays a server
+ * in trouble: the next N messages get a temporary 451, or every recipient a permanent 550.
  */
 export class FakeSmtpServer {
   readonly received: ReceivedMail[] = [];
   private server: Server | undefined;
   port = 0;
+  refuse: { temporarily: number } | 'permanently' | undefined;
 
   async start(): Promise<this> {
     this.server = createServer((socket) => this.converse(socket));
@@ -59,6 +61,15 @@ export class FakeSmtpServer {
           current.from = line.slice(10).trim();
           reply('250 OK');
         } else if (verb === 'RCPT') {
+          if (this.refuse === 'permanently') {
+            reply('550 5.1.1 No such mailbox');
+            continue;
+          }
+          if (this.refuse && this.refuse.temporarily > 0) {
+            this.refuse.temporarily -= 1;
+            reply('451 4.3.0 Try again later');
+            continue;
+          }
           current.to.push(line.slice(8).trim());
           reply('250 OK');
         } else if (verb === 'DATA') {

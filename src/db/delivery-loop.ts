@@ -6,6 +6,9 @@ export interface DeliveryWorker {
   stop(): Promise<void>;
 }
 
+/** A worker with nothing to do (a queue that is not configured). */
+export const idleWorker: DeliveryWorker = { runOnce: async () => 0, stop: async () => undefined };
+
 /** 1 s, 2 s, 4 s … capped at one minute between attempts. */
 export const retryDelaySeconds = (attempts: number) => Math.min(2 ** Math.max(attempts - 1, 0), 60);
 
