@@ -7,7 +7,7 @@ import type { Account } from './store.js';
  */
 export const claimsByScope = {
   openid: ['sub'],
-  profile: ['name', 'given_name', 'family_name', 'locale', 'updated_at'],
+  profile: ['name', 'given_name', 'family_name', 'locale', 'zoneinfo', 'updated_at'],
   email: ['email', 'email_verified'],
 } as const;
 
@@ -34,6 +34,7 @@ export const claimLabels: Record<Claim, PlainKey> = {
   given_name: 'claim.given_name',
   family_name: 'claim.family_name',
   locale: 'claim.locale',
+  zoneinfo: 'claim.zoneinfo',
   updated_at: 'claim.updated_at',
   email: 'claim.email',
   email_verified: 'claim.email_verified',
@@ -67,6 +68,8 @@ export function accountClaims(account: Account, sub: string): Record<string, unk
     given_name: account.givenName ?? undefined,
     family_name: account.familyName ?? undefined,
     locale: account.locale ?? undefined,
+    // Only what the person chose: the default of their language is not theirs to announce.
+    zoneinfo: account.zoneinfo ?? undefined,
     updated_at: Math.floor(account.updatedAt.getTime() / 1000),
   };
 }

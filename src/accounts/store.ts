@@ -4,6 +4,7 @@ import type { Queryable } from '../db/index.js';
 import { Conflict, NotFound } from '../errors.js';
 import { parseOrThrow } from '../validation.js';
 import { emailKey } from './email-key.js';
+import { isTimeZone } from '../i18n/time-zones.js';
 import { verifyLegacyHash } from './legacy-hashes.js';
 import { dummyPasswordHash, hashPassword, passwordNeedsRehash, passwordSchema, verifyPassword } from './passwords.js';
 
@@ -15,6 +16,8 @@ export interface Account {
   givenName: string | null;
   familyName: string | null;
   locale: string | null;
+  /** An IANA time zone (the zoneinfo claim); null: the default of the person's language. */
+  zoneinfo: string | null;
   createdAt: Date;
   updatedAt: Date;
   /** Set while an administrator has disabled the account: it cannot sign in. */
@@ -50,6 +53,7 @@ export const profileSchema = z.object({
     .regex(/^[a-zA-Z]{2,3}(-[a-zA-Z0-9]{2,8})*$/, 'Use a language tag such as en or ja-JP.')
     .nullable()
     .optional(),
+  zoneinfo: z.string().trim().refine(isTimeZone, 'Choose a time zone from the list.').nullable().optional(),
 });
 
 export const newAccountSchema = profileSchema.extend({
@@ -71,6 +75,7 @@ interface AccountRow {
   given_name: string | null;
   family_name: string | null;
   locale: string | null;
+  zoneinfo: string | null;
   created_at: Date;
   updated_at: Date;
   disabled_at: Date | null;
@@ -78,7 +83,7 @@ interface AccountRow {
 }
 
 const accountColumns =
-  'id, email, email_verified, password_hash, name, given_name, family_name, locale, created_at, updated_at, disabled_at';
+  'id, email, email_verified, password_hash, name, given_name, family_name, locale, zoneinfo, created_at, updated_at, disabled_at';
 
 function toAccount(row: AccountRow): Account {
   return {
@@ -89,6 +94,7 @@ function toAccount(row: AccountRow): Account {
     givenName: row.given_name,
     familyName: row.family_name,
     locale: row.locale,
+    zoneinfo: row.zoneinfo,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
     disabledAt: row.disabled_at,
@@ -105,8 +111,8 @@ export async function createAccount(db: Queryable, input: NewAccount): Promise<A
   const passwordHash = await hashPassword(data.password);
   try {
     const { rows } = await db.query<AccountRow>(
-      `INSERT INTO accounts (id, email, email_key, email_verified, password_hash, name, given_name, family_name, locale)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${accountColumns}`,
+      `INSERT INTO accounts (id, email, email_key, email_verified, password_hash, name, given_name, family_name, locale, zoneinfo)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${accountColumns}`,
       [
         newAccountId(),
         data.email,
@@ -117,6 +123,7 @@ export async function createAccount(db: Queryable, input: NewAccount): Promise<A
         data.givenName ?? null,
         data.familyName ?? null,
         data.locale ?? null,
+        data.zoneinfo ?? null,
       ],
     );
     return toAccount(rows[0]!);
@@ -217,9 +224,9 @@ export async function checkPassword(db: Queryable, id: string, password: string)
 export async function updateProfile(db: Queryable, id: string, input: ProfileUpdate): Promise<Account> {
   const data = parseOrThrow(profileSchema, input);
   const { rows } = await db.query<AccountRow>(
-    `UPDATE accounts SET name = $2, given_name = $3, family_name = $4, locale = $5, updated_at = now()
+    `UPDATE accounts SET name = $2, given_name = $3, family_name = $4, locale = $5, zoneinfo = $6, updated_at = now()
      WHERE id = $1 RETURNING ${accountColumns}`,
-    [id, data.name ?? null, data.givenName ?? null, data.familyName ?? null, data.locale ?? null],
+    [id, data.name ?? null, data.givenName ?? null, data.familyName ?? null, data.locale ?? null, data.zoneinfo ?? null],
   );
   if (!rows[0]) throw new NotFound('no such account');
   return toAccount(rows[0]);

@@ -30,6 +30,8 @@ export function describeIssue(t: Translate, issue: Issue): string {
       return tooLong && 'maximum' in issue ? t('validation.text.tooLong', { max: Number(issue.maximum) }) : t('validation.form');
     case 'locale':
       return t('validation.locale.invalid');
+    case 'zoneinfo':
+      return t('validation.zoneinfo.invalid');
     default:
       return t('validation.form');
   }

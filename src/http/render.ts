@@ -3,6 +3,7 @@ import { Eta } from 'eta';
 import type { Context, Next } from 'koa';
 import type { Config } from '../config.js';
 import { formatDateTime, languages, translator, type PlainKey, type Translate } from '../i18n/catalogue.js';
+import { timeZoneFor } from '../i18n/time-zones.js';
 import { currentLanguage, switcherReturnPath } from './language.js';
 
 export const viewsDirectory = fileURLToPath(new URL('../../views/', import.meta.url));
@@ -75,7 +76,8 @@ export function renderPage(ctx: Context, template: string, data: PageData, statu
       return `${invalid ? 'aria-invalid="true" ' : ''}${describedBy ? `aria-describedby="${describedBy}"` : ''}`;
     },
     t,
-    formatDate: (date: Date) => formatDateTime(lang, date),
+    // In the signed-in person's zone (account pages), else their language's.
+    formatDate: (date: Date) => formatDateTime(lang, date, timeZoneFor(data['account'] as { zoneinfo?: string | null } | undefined, lang)),
     switcher: languages.map((code) => ({
       code,
       label: t(`language.${code}` as const),

@@ -48,10 +48,11 @@ export function messagesOf(language: Language): Messages {
 
 const dateLocales: Record<Language, string> = { en: 'en-GB', ja: 'ja-JP' };
 
-/** A date and time people read, in UTC (the server knows no one's time zone). */
-export function formatDateTime(language: Language, date: Date): string {
-  const formatted = new Intl.DateTimeFormat(dateLocales[language], { dateStyle: 'medium', timeStyle: 'short', timeZone: 'UTC' }).format(
-    date,
-  );
-  return `${formatted} UTC`;
+/** A date and time people read, in the reader's time zone (i18n/time-zones.ts), named after it. */
+export function formatDateTime(language: Language, date: Date, timeZone = 'UTC'): string {
+  const formatted = new Intl.DateTimeFormat(dateLocales[language], { dateStyle: 'medium', timeStyle: 'short', timeZone }).format(date);
+  const zone = new Intl.DateTimeFormat(dateLocales[language], { timeZone, timeZoneName: 'short' })
+    .formatToParts(date)
+    .find((part) => part.type === 'timeZoneName')?.value;
+  return `${formatted} ${zone ?? timeZone}`;
 }

@@ -143,6 +143,34 @@ describe('account pages: profile and email', () => {
     expect(shown.body).toContain('登録情報を保存しました。');
   });
 
+  it('keeps a time zone the person chooses, shows every date in it, and releases it as zoneinfo', async () => {
+    const { account, agent, page } = await signedIn();
+    expect(page.body).toMatch(/<option value="" selected>From your language \(UTC\)<\/option>/);
+    expect(page.body).toContain('<option value="Asia/Tokyo">Asia/Tokyo — Japan Standard Time</option>');
+    const refused = await postForm(agent, server.issuer, page, '/account/profile', { name: 'X', zoneinfo: 'Mars/Olympus_Mons' });
+    expect(refused.status).toBe(400);
+    expect(errorText(refused)).toBe('Choose a time zone from the list.');
+    expect((await findAccountById(server.db, account.id))!.zoneinfo).toBeNull();
+
+    const service = await connectService(server, new UserAgent(), account, { port: 9811 });
+    const before = await agent.request(`${server.issuer}/account/services`);
+    expect(before.body).toMatch(/<dt>Connected<\/dt>\s*<dd><time datetime="[^"]+">[^<]+ UTC<\/time>/);
+    const saved = await postForm(agent, server.issuer, page, '/account/profile', { name: account.name!, zoneinfo: 'Asia/Tokyo' });
+    expect(saved.status).toBe(303);
+    expect((await findAccountById(server.db, account.id))!.zoneinfo).toBe('Asia/Tokyo');
+    // The same instant, shown in Tokyo's time (GMT+9 in English).
+    const after = await agent.request(`${server.issuer}/account/services`);
+    const [, iso, shown] = /<dt>Connected<\/dt>\s*<dd><time datetime="([^"]+)">([^<]+)<\/time>/.exec(after.body)!;
+    const tokyo = new Intl.DateTimeFormat('en-GB', { timeStyle: 'short', timeZone: 'Asia/Tokyo' }).format(new Date(iso!));
+    expect(shown).toContain(tokyo);
+    expect(shown).toMatch(/ GMT\+9$/);
+
+    const refreshed = await oidc.refreshTokenGrant(service.config, service.tokens.refresh_token!);
+    expect(await oidc.fetchUserInfo(service.config, refreshed.access_token, refreshed.claims()!.sub)).toMatchObject({
+      zoneinfo: 'Asia/Tokyo',
+    });
+  });
+
   it('re-renders the form with a message on invalid input and changes nothing', async () => {
     const { account, agent, page } = await signedIn();
     const badLocale = await postForm(agent, server.issuer, page, '/account/profile', { name: 'X', locale: 'not a locale!' });

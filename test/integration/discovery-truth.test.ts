@@ -27,7 +27,7 @@ beforeAll(async () => {
   server = await startTestServer({ env: { DYNAMIC_REGISTRATION: 'true' } });
   listener = await new LogoutListener().start();
   discovery = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
-  person = await createTestAccount(server.db, { locale: 'ja' });
+  person = await createTestAccount(server.db, { locale: 'ja', zoneinfo: 'Asia/Tokyo' });
 });
 afterAll(async () => {
   await server?.close();

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { timeZoneFor } from '../../src/i18n/time-zones.js';
 import { formatDateTime, languageOfTag, languages, messagesOf, translator } from '../../src/i18n/catalogue.js';
 import { safeReturnPath } from '../../src/http/language.js';
 import { viewsDirectory } from '../../src/http/render.js';
@@ -54,6 +55,16 @@ describe('message catalogues', () => {
     const date = new Date(Date.UTC(2025, 0, 31, 13, 5));
     expect(formatDateTime('en', date)).toBe('31 Jan 2025, 13:05 UTC');
     expect(formatDateTime('ja', date)).toBe('2025/01/31 13:05 UTC');
+  });
+
+  it('formats dates in a time zone, named after it; Japanese defaults to Tokyo', () => {
+    const date = new Date(Date.UTC(2025, 0, 31, 13, 5));
+    expect(formatDateTime('ja', date, 'Asia/Tokyo')).toBe('2025/01/31 22:05 JST');
+    expect(formatDateTime('en', date, 'Europe/Paris')).toBe('31 Jan 2025, 14:05 CET');
+    expect(timeZoneFor({ zoneinfo: null }, 'ja')).toBe('Asia/Tokyo');
+    expect(timeZoneFor(undefined, 'en')).toBe('UTC');
+    expect(timeZoneFor({ zoneinfo: 'America/New_York' }, 'ja')).toBe('America/New_York');
+    expect(timeZoneFor({ zoneinfo: 'Nowhere/Else' }, 'en')).toBe('UTC');
   });
 });
 

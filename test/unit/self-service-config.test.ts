@@ -4,7 +4,7 @@ import { loadConfig } from '../../src/config.js';
 describe('self-service settings', () => {
   it('default to the outbox, no privacy links, and safe lifetimes and limits', () => {
     const config = loadConfig({ ISSUER: 'https://id.example.com', ALLOW_DATABASE_HELD_KEYS: 'true' });
-    expect(config.mail).toEqual({ smtpUrl: undefined, from: 'Group ID <no-reply@id.example.com>' });
+    expect(config.mail).toEqual({ smtpUrl: undefined, from: 'Group ID <no-reply@id.example.com>', pollSeconds: 1, maxAgeSeconds: 86400 });
     expect(config.privacy).toEqual({ policyUrl: undefined, contact: undefined });
     expect(config.selfService).toEqual({
       emailVerificationTtl: 259200,

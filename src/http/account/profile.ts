@@ -10,6 +10,7 @@ import { mailRequester } from '../../security/throttle.js';
 import { requestEmailChange } from '../../use-cases/change-email.js';
 import { mailLink } from '../../use-cases/mail-person.js';
 import { languages } from '../../i18n/catalogue.js';
+import { defaultTimeZone, timeZoneChoices } from '../../i18n/time-zones.js';
 import { tooManyAttemptsMessage } from '../errors.js';
 import { firstProblem } from '../form-errors.js';
 import { formBody, readForm } from '../forms.js';
@@ -21,7 +22,14 @@ import { signedIn } from './session.js';
 import { doneRedirect, renderAccountPage } from './view.js';
 
 const text = z.string().max(1000).default('');
-const profileForm = z.object({ name: text, givenName: text, familyName: text, locale: text, _csrf: z.string().max(200).optional() });
+const profileForm = z.object({
+  name: text,
+  givenName: text,
+  familyName: text,
+  locale: text,
+  zoneinfo: text,
+  _csrf: z.string().max(200).optional(),
+});
 const emailForm = z.object({ newEmail: text, password: text, _csrf: z.string().max(200).optional() });
 const csrfOnly = z.object({ _csrf: z.string().max(200).optional() });
 const newEmailFields = z.object({ newEmail: emailSchema });
@@ -50,6 +58,7 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
       givenName: account.givenName ?? '',
       familyName: account.familyName ?? '',
       locale: account.locale ?? '',
+      zoneinfo: account.zoneinfo ?? '',
     };
     const t = pageTranslator(ctx);
     // The supported languages, plus whatever tag the account holds (set by an admin, say).
@@ -69,6 +78,10 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
         title: 'profile.title',
         values,
         localeOptions,
+        zoneOptions: [
+          { value: '', label: t('profile.zoneinfo.unset', { zone: defaultTimeZone(currentLanguage(ctx)) }) },
+          ...timeZoneChoices(currentLanguage(ctx)),
+        ],
         newEmail: extra.newEmail ?? '',
         pendingEmail: pending ? t('email.change.pending', { email: pending.email }) : undefined,
         error: extra.error,
@@ -85,7 +98,8 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
   router.post('/profile', formBody, async (ctx) => {
     const form = readForm(ctx, profileForm);
     const { account } = signedIn(ctx);
-    const parsed = profileSchema.safeParse({ ...form, locale: form.locale.trim() === '' ? null : form.locale });
+    const blankIsNull = (value: string) => (value.trim() === '' ? null : value);
+    const parsed = profileSchema.safeParse({ ...form, locale: blankIsNull(form.locale), zoneinfo: blankIsNull(form.zoneinfo) });
     if (!parsed.success) {
       const problem = firstProblem(pageTranslator(ctx), parsed.error);
       return renderProfile(ctx, { values: form, error: problem.message, errorField: problem.field }, 400);
