@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -116,6 +117,10 @@ const environmentSchema = z.object({
   DEVICE_POLL_INTERVAL_SECONDS: seconds(5),
   ALLOW_PRIVATE_NETWORK_FETCH: booleanFromEnv.default(false),
   SWEEP_INTERVAL_SECONDS: seconds(60),
+  // Worker processes sharing the port (node:cluster): a number, or auto for one per CPU.
+  WEB_CONCURRENCY: z
+    .union([z.literal('auto'), z.coerce.number({ message: 'expected a number of processes or auto' }).int().min(1).max(64)])
+    .default(1),
   SWEEP_BATCH_SIZE: z.coerce.number().int().min(1).max(100000).default(5000),
   SHUTDOWN_TIMEOUT_SECONDS: seconds(10),
   LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).default(10),
@@ -210,6 +215,8 @@ export type Config = Readonly<{
   }>;
   allowPrivateNetworkFetch: boolean;
   sweepIntervalSeconds: number;
+  /** Worker processes to run (1: this process serves alone). */
+  webConcurrency: number;
   sweepBatchSize: number;
   shutdownTimeoutSeconds: number;
   rateLimits: RateLimits;
@@ -316,6 +323,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }),
     allowPrivateNetworkFetch: e.ALLOW_PRIVATE_NETWORK_FETCH,
     sweepIntervalSeconds: e.SWEEP_INTERVAL_SECONDS,
+    webConcurrency: e.WEB_CONCURRENCY === 'auto' ? availableParallelism() : e.WEB_CONCURRENCY,
     sweepBatchSize: e.SWEEP_BATCH_SIZE,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     rateLimits: Object.freeze({

@@ -56,15 +56,22 @@ export function publicMetricsRoute(config: Config): Router {
  * The metrics listener of its own (METRICS_PORT, on METRICS_HOST: loopback unless set), for
  * a scraper beside the process. Serves GET /metrics and nothing else.
  */
-export async function startMetricsServer(config: Config, logger: Logger): Promise<Server | undefined> {
+/**
+ * The metrics listener (METRICS_PORT): this process's registry, or, in the primary of a
+ * cluster (WEB_CONCURRENCY > 1), an aggregator that asks every worker for theirs.
+ */
+export async function startMetricsServer(
+  config: Config,
+  logger: Logger,
+  collect: () => Promise<string> = () => registry.metrics(),
+): Promise<Server | undefined> {
   if (config.metrics.port === undefined) return undefined;
   const server = createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
       return;
     }
-    registry
-      .metrics()
+    collect()
       .then((text) => res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' }).end(text))
       .catch((error: unknown) => {
         logger.error({ err: error }, 'metrics could not be collected');

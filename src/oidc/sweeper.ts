@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { holdLease } from '../db/leases.js';
 import { sweepFinishedEvents } from '../events/deliveries.js';
 import { sweepExpiredAccountSessions } from '../accounts/account-sessions.js';
 import { sweepExpiredLinkTokens } from '../accounts/one-time-links.js';
@@ -26,10 +28,13 @@ export interface SweepOptions {
  */
 export function startExpiredRowSweeper(db: Database, logger: Logger, options: SweepOptions): () => void {
   let running = false;
+  // Once per database: the process holding the lease sweeps; another takes over when it lapses.
+  const holder = randomUUID();
   const timer = setInterval(async () => {
     if (running) return;
     running = true;
     try {
+      if (!(await holdLease(db, 'sweeper', holder, options.intervalSeconds * 3))) return;
       const protocolRows = await sweepExpiredArtefacts(db, options.batchSize);
       const counters = await sweepExpiredRateLimits(db);
       // Event delivery records are kept as long as the audit log: the person's export lists them.

@@ -49,7 +49,8 @@ export function startInstance(
     env: {
       PATH: process.env['PATH'],
       ...instanceEnvironment,
-      DATABASE_URL: settings.databaseUrl,
+      // Empty: the embedded database under EMBEDDED_DATA_DIR.
+      ...(settings.databaseUrl ? { DATABASE_URL: settings.databaseUrl } : {}),
       PORT: String(settings.port),
       ISSUER: settings.issuer,
       ...settings.env,

@@ -1,0 +1,100 @@
+import { execFile, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { freePort, killAll, startInstance, waitUntilReady } from '../helpers/processes.js';
+
+/*
+ * WEB_CONCURRENCY=2: one primary and two worker processes sharing the port. Requests are
+ * answered by both, the sweeper runs once per database, the metrics of both are served
+ * together, SIGTERM drains every worker, and the embedded database works the same way.
+ */
+
+const run = promisify(execFile);
+const children: ChildProcess[] = [];
+const folders: string[] = [];
+afterAll(async () => {
+  killAll(children);
+  await Promise.all(folders.map((folder) => rm(folder, { recursive: true, force: true })));
+});
+
+async function workersOf(pid: number): Promise<number[]> {
+  const { stdout } = await run('ps', ['-o', 'pid=', '--ppid', String(pid)]).catch(() => ({ stdout: '' }));
+  return stdout
+    .split('\n')
+    .map((line) => Number(line.trim()))
+    .filter((value) => value > 0);
+}
+
+async function startCluster(env: Record<string, string>, databaseUrl = inject('databaseUrl')) {
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const instance = startInstance(children, 'cluster', {
+    port,
+    issuer: `http://127.0.0.1:${port}`,
+    databaseUrl,
+    env: { WEB_CONCURRENCY: '2', METRICS_PORT: String(metricsPort), ...env },
+  });
+  await waitUntilReady(instance);
+  return { instance, metricsPort };
+}
+
+describe('WEB_CONCURRENCY', { timeout: 90_000 }, () => {
+  it('runs two workers that share the port and serve the whole flow, their metrics together, and drain on SIGTERM', async () => {
+    const { instance, metricsPort } = await startCluster({});
+    const workers = await workersOf(instance.child.pid!);
+    expect(workers).toHaveLength(2);
+
+    // Many connections, each a fresh one: the primary hands them to both workers.
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, () => fetch(`${instance.origin}/.well-known/openid-configuration`, { headers: { connection: 'close' } })),
+    );
+    expect(answers.every((answer) => answer.status === 200)).toBe(true);
+    // The primary answers for the workers: their registries, gathered over IPC.
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toMatch(/^# TYPE idp_tokens_issued_total counter$/m);
+
+    instance.child.kill('SIGTERM');
+    expect(await instance.exited).toEqual({ code: 0, signal: null });
+    for (const pid of workers) expect(() => process.kill(pid, 0), `worker ${pid} still runs`).toThrow();
+  });
+
+  it('restarts a worker that dies', async () => {
+    const { instance } = await startCluster({});
+    const [first] = await workersOf(instance.child.pid!);
+    process.kill(first!, 'SIGKILL');
+    const deadline = Date.now() + 20_000;
+    let workers: number[] = [];
+    while (Date.now() < deadline) {
+      workers = await workersOf(instance.child.pid!);
+      if (workers.length === 2 && !workers.includes(first!)) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(workers).toHaveLength(2);
+    expect(workers).not.toContain(first);
+    expect((await fetch(`${instance.origin}/healthz`)).status).toBe(200);
+    instance.child.kill('SIGTERM');
+    await instance.exited;
+  });
+
+  it('works on the embedded database, which the primary serves to its workers', async () => {
+    const folder = await mkdtemp(join(tmpdir(), 'idp-cluster-'));
+    folders.push(folder);
+    const port = await freePort();
+    const instance = startInstance(children, 'embedded cluster', {
+      port,
+      issuer: `http://127.0.0.1:${port}`,
+      databaseUrl: '',
+      env: { WEB_CONCURRENCY: '2', EMBEDDED_DATA_DIR: folder },
+    });
+    await waitUntilReady(instance, 60_000);
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => fetch(`${instance.origin}/jwks`, { headers: { connection: 'close' } })),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual(Array(20).fill(200));
+    instance.child.kill('SIGTERM');
+    expect(await instance.exited).toEqual({ code: 0, signal: null });
+  });
+});
