@@ -84,6 +84,9 @@ const environmentSchema = z.object({
   EMBEDDED_DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // auto: readable lines in a terminal, JSON lines otherwise (containers, files, log shippers).
+  // OpenTelemetry: OTLP/HTTP traces to this collector (e.g. http://otel-collector:4318) when set.
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ message: 'expected an http(s) URL' }).optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).max(100).default('group-idp'),
   LOG_FORMAT: z.enum(['auto', 'json', 'pretty'], { message: 'expected auto, json or pretty' }).default('auto'),
   TRUST_PROXY: booleanFromEnv.default(false),
   // How many proxies append to X-Forwarded-For in front of us: the client is the address the
@@ -187,6 +190,7 @@ export type Config = Readonly<{
   embeddedDataDir: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   logFormat: z.infer<typeof environmentSchema>['LOG_FORMAT'];
+  telemetry: Readonly<{ endpoint: string | undefined; serviceName: string }>;
   trustProxy: boolean;
   /** Proxies appending to X-Forwarded-For in front of us (used when trustProxy). */
   trustedProxyHops: number;
@@ -301,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedDataDir: e.EMBEDDED_DATA_DIR,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
+    telemetry: Object.freeze({ endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME }),
     trustProxy: e.TRUST_PROXY,
     trustedProxyHops: e.TRUSTED_PROXY_HOPS,
     metrics: Object.freeze({ port: e.METRICS_PORT, host: e.METRICS_HOST, token: e.METRICS_TOKEN }),

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
+import { activeTraceIds } from './telemetry.js';
 import type { Config } from './config.js';
 
 export type { Logger };
@@ -40,6 +41,8 @@ export function createLogger(
 ): Logger {
   const options = {
     level: config.logLevel,
+    // The trace a line belongs to, when tracing is on (telemetry.ts).
+    mixin: activeTraceIds,
     redact: { paths: redactedPaths, censor: '[redacted]' },
     base: { service: 'idp' },
   };

@@ -10,6 +10,7 @@ import { startMetricsServer } from './http/health.js';
 import { registry } from './http/metrics.js';
 import { createLogger, type Logger } from './logger.js';
 import { clientMetadataValidator } from './oidc/provider.js';
+import { startTracing } from './telemetry.js';
 import { startExpiredRowSweeper } from './oidc/sweeper.js';
 
 /**
@@ -20,6 +21,9 @@ import { startExpiredRowSweeper } from './oidc/sweeper.js';
  * restarts a worker that dies; each worker serves requests and runs the delivery workers
  * (which claim rows with SKIP LOCKED, so each item is sent once). SIGTERM drains every worker.
  */
+/** Flushes the spans still buffered (telemetry.ts); replaced once tracing has started. */
+let stopTracing: () => Promise<void> = async () => undefined;
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -29,6 +33,7 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config);
+  stopTracing = startTracing(config).shutdown;
   if (cluster.isWorker) return serve(config, logger, { worker: true });
   const db = await openDatabase(config, logger);
   await migrate(db, logger);
@@ -70,6 +75,7 @@ async function runPrimary(config: Config, logger: Logger, db: Database): Promise
     await Promise.all(exited);
     metricsServer?.close();
     await db.close();
+    await stopTracing().catch(() => undefined);
     logger.info('stopped');
     process.exit(0);
   };
@@ -131,6 +137,7 @@ async function serve(config: Config, logger: Logger, role: { worker: true } | { 
     await eventDeliveries.stop();
     await mailDeliveries.stop();
     await db.close();
+    await stopTracing().catch(() => undefined);
     logger.info('stopped');
     process.exit(0);
   };

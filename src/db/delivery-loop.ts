@@ -1,3 +1,4 @@
+import { inSpan, SpanKind } from '../telemetry.js';
 import type { Logger } from '../logger.js';
 
 export interface DeliveryWorker {
@@ -35,7 +36,7 @@ export function startDeliveryLoop<T>(options: {
       for (;;) {
         const due = await options.claim(options.batchSize);
         if (due.length === 0 || stopped) return delivered;
-        await Promise.all(due.map((item) => options.deliver(item)));
+        await Promise.all(due.map((item) => inSpan(`deliver ${options.what}`, { kind: SpanKind.PRODUCER }, () => options.deliver(item))));
         delivered += due.length;
       }
     })().finally(() => {

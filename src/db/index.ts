@@ -3,6 +3,7 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { Unavailable } from '../errors.js';
+import { inSpan, SpanKind } from '../telemetry.js';
 import { openEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
 
 export type Row = Record<string, unknown>;
@@ -74,7 +75,17 @@ export function queryOperation(text: string): string {
   return statementKinds.exec(text)?.[1]?.toLowerCase() ?? 'other';
 }
 
-async function timed<R>(text: string, run: () => Promise<R>): Promise<R> {
+/** A span per statement (its kind, never its text or values), and its duration for the metrics. */
+function timed<R>(text: string, run: () => Promise<R>): Promise<R> {
+  const operation = queryOperation(text);
+  return inSpan(
+    `db ${operation}`,
+    { kind: SpanKind.CLIENT, attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation } },
+    () => observed(text, run),
+  );
+}
+
+async function observed<R>(text: string, run: () => Promise<R>): Promise<R> {
   const observer = queryObserver;
   if (!observer || unobserved.getStore()) return run();
   const started = process.hrtime.bigint();

@@ -36,7 +36,7 @@ import type { SelfServiceDeps } from './self-service.js';
 import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
 import { pageContext, viewsDirectory } from './render.js';
-import { requestLogging } from './request-log.js';
+import { requestLogging, requestTracing } from './request-log.js';
 import { exactPaths, providerPathTemplates, routerOptions } from './routing.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
@@ -168,6 +168,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   registerDatabaseMetrics(db);
   instrumentProvider(provider);
 
+  app.use(requestTracing());
   app.use(requestLogging(logger));
   app.use(answerAsTheIssuer(config));
   app.use(pageContext(config));

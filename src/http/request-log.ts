@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import type { Logger } from '../logger.js';
+import { incomingContext, inSpan, SpanKind } from '../telemetry.js';
 import { observeHttpRequest } from './metrics.js';
 
 const acceptableRequestId = /^[\w.-]{1,64}$/;
@@ -34,5 +35,27 @@ export function requestLogging(logger: Logger) {
         'request',
       );
     }
+  };
+}
+
+/**
+ * A server span per request, continuing the caller's W3C trace context; named after the
+ * route template once it is known (never the raw path, which can hold ids and codes).
+ */
+export function requestTracing() {
+  return async function traceRequest(ctx: Context, next: Next): Promise<void> {
+    await inSpan(
+      `HTTP ${ctx.method}`,
+      { kind: SpanKind.SERVER, parent: incomingContext(ctx.headers), attributes: { 'http.request.method': ctx.method } },
+      async (span) => {
+        try {
+          await next();
+        } finally {
+          const route = routeLabel(ctx);
+          span.updateName(`${ctx.method} ${route}`);
+          span.setAttributes({ 'http.route': route, 'http.response.status_code': ctx.status });
+        }
+      },
+    );
   };
 }

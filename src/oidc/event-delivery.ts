@@ -6,6 +6,8 @@ import { streamOfClient } from '../events/streams.js';
 import type { Logger } from '../logger.js';
 import { isPrivateHost } from '../security/client-address.js';
 import { retryDelaySeconds, startDeliveryLoop, type DeliveryWorker } from '../db/delivery-loop.js';
+import { context, propagation, trace } from '@opentelemetry/api';
+import { inSpan, SpanKind } from '../telemetry.js';
 import { signingKeyOf } from './internals.js';
 
 export interface EventDeliveryOptions {
@@ -44,12 +46,15 @@ export function startEventDelivery(provider: Provider, db: Database, logger: Log
     if (!options.allowPrivateNetworkFetch && (endpoint.protocol !== 'https:' || isPrivateHost(endpoint.hostname))) {
       throw new Error('the stream endpoint is not a public https URL');
     }
-    const response = await fetch(endpoint, {
-      method: 'POST',
-      headers: { 'content-type': 'application/secevent+jwt', accept: 'application/json' },
-      body: await signEventToken(provider, event),
-      redirect: 'manual',
-      signal: AbortSignal.timeout(5000),
+    const body = await signEventToken(provider, event);
+    const response = await inSpan('POST', { kind: SpanKind.CLIENT, attributes: { 'server.address': endpoint.hostname } }, (span) => {
+      // The receiver may continue the trace (W3C traceparent).
+      const headers: Record<string, string> = { 'content-type': 'application/secevent+jwt', accept: 'application/json' };
+      propagation.inject(trace.setSpan(context.active(), span), headers);
+      return fetch(endpoint, { method: 'POST', headers, body, redirect: 'manual', signal: AbortSignal.timeout(5000) }).then((answer) => {
+        span.setAttribute('http.response.status_code', answer.status);
+        return answer;
+      });
     });
     await response.body?.cancel();
     if (response.status !== 202) throw new Error(`the receiver answered HTTP ${response.status}`);

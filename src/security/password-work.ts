@@ -1,4 +1,5 @@
 import PQueue from 'p-queue';
+import { inSpan } from '../telemetry.js';
 import { Overloaded } from '../errors.js';
 
 export interface PasswordWorkLimits {
@@ -46,7 +47,7 @@ export async function runPasswordWork<T>(work: () => Promise<T>): Promise<T> {
       () => {
         // Once started it runs to the end: the timeout bounds only the wait.
         clearTimeout(timer);
-        return work();
+        return inSpan('argon2', {}, () => work());
       },
       { signal: waiting.signal },
     );
