@@ -111,3 +111,12 @@ export async function recordImports(
     [rows.map((row) => row.legacyId), rows.map((row) => row.accountId), rows.map((row) => row.outcome), source],
   );
 }
+
+/** Which services' user stores an account came from, under which of their ids (for the person's export). */
+export async function importsOf(db: Queryable, accountId: string) {
+  const { rows } = await db.query<{ source: string; legacy_id: string; outcome: string; imported_at: Date }>(
+    'SELECT source, legacy_id, outcome, imported_at FROM account_imports WHERE account_id = $1 ORDER BY imported_at',
+    [accountId],
+  );
+  return rows.map((row) => ({ clientId: row.source || null, legacyId: row.legacy_id, outcome: row.outcome, importedAt: row.imported_at }));
+}

@@ -3,6 +3,7 @@ import { sessionDevicesOf } from '../accounts/session-devices.js';
 import { factorsOf } from '../factors/summary.js';
 import { claimsByScope } from '../accounts/claims.js';
 import { listClaimReleases } from '../accounts/claim-releases.js';
+import { importsOf } from '../accounts/imports.js';
 import { eventsAbout } from '../events/deliveries.js';
 import { nameOfEvent } from '../events/event-types.js';
 import { listServiceUse } from '../accounts/service-usage.js';
@@ -43,12 +44,7 @@ export async function exportAccountData(db: Queryable, accountId: string) {
     })),
     serviceUsage: await listServiceUse(db, accountId),
     // Which services' user stores the account was imported from, under which of their ids.
-    importedFrom: (
-      await db.query<{ source: string; legacy_id: string; outcome: string; imported_at: Date }>(
-        'SELECT source, legacy_id, outcome, imported_at FROM account_imports WHERE account_id = $1 ORDER BY imported_at',
-        [accountId],
-      )
-    ).rows.map((row) => ({ clientId: row.source || null, legacyId: row.legacy_id, outcome: row.outcome, importedAt: row.imported_at })),
+    importedFrom: await importsOf(db, accountId),
     // Which claims (names) each service has received, by route, first and last time.
     claimsReleased: await listClaimReleases(db, accountId),
     // The account events sent to each service, and whether the service accepted them.
