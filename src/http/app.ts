@@ -168,7 +168,8 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   registerDatabaseMetrics(db);
   instrumentProvider(provider);
 
-  app.use(requestTracing());
+  // Only with a collector: without one, requests pass no tracing middleware at all.
+  if (config.telemetry.endpoint) app.use(requestTracing());
   app.use(requestLogging(logger));
   app.use(answerAsTheIssuer(config));
   app.use(pageContext(config));
