@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createTestClient } from '../helpers/fixtures.js';
 import { freePort, killAll, startInstance, waitUntilReady } from '../helpers/processes.js';
+import { testDatabase } from '../helpers/server.js';
 
 /*
  * WEB_CONCURRENCY=2: one primary and two worker processes sharing the port. Requests are
@@ -15,7 +17,9 @@ import { freePort, killAll, startInstance, waitUntilReady } from '../helpers/pro
 const run = promisify(execFile);
 const children: ChildProcess[] = [];
 const folders: string[] = [];
+const db = testDatabase();
 afterAll(async () => {
+  await db.close();
   killAll(children);
   await Promise.all(folders.map((folder) => rm(folder, { recursive: true, force: true })));
 });
@@ -51,10 +55,28 @@ describe('WEB_CONCURRENCY', { timeout: 90_000 }, () => {
       Array.from({ length: 40 }, () => fetch(`${instance.origin}/.well-known/openid-configuration`, { headers: { connection: 'close' } })),
     );
     expect(answers.every((answer) => answer.status === 200)).toBe(true);
-    // The primary answers for the workers: their registries, gathered over IPC.
+
+    // Tokens issued over fresh connections, so both workers count some: the primary's
+    // metrics add up what every worker counted (its own registry would say 0).
+    const { client, clientSecret } = await createTestClient(db, async () => undefined, {
+      grantTypes: ['client_credentials'],
+      redirectUris: [],
+    });
+    const basic = `Basic ${Buffer.from(`${encodeURIComponent(client.clientId)}:${encodeURIComponent(clientSecret!)}`).toString('base64')}`;
+    const tokens = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        fetch(`${instance.origin}/token`, {
+          method: 'POST',
+          headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', connection: 'close' },
+          body: 'grant_type=client_credentials',
+        }),
+      ),
+    );
+    expect(tokens.map((answer) => answer.status)).toEqual(Array(12).fill(200));
     const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
     expect(metrics.status).toBe(200);
-    expect(await metrics.text()).toMatch(/^# TYPE idp_tokens_issued_total counter$/m);
+    const issued = /^idp_tokens_issued_total\{[^}]*grant_type="client_credentials"[^}]*\} (\d+)$/m.exec(await metrics.text());
+    expect(Number(issued?.[1])).toBe(12);
 
     instance.child.kill('SIGTERM');
     expect(await instance.exited).toEqual({ code: 0, signal: null });
