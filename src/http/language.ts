@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { routerOptions } from './routing.js';
-import { defaultLanguage, isLanguage, languageOfTag, languages, type Language } from '../i18n/catalogue.js';
+import { acceptedLanguages, defaultLanguage, isLanguage, languageOfTag, type Language } from '../i18n/catalogue.js';
 
 /** The language a person picked with the switcher on this device. */
 export const LANGUAGE_COOKIE = 'lang';
@@ -29,8 +29,7 @@ export function requestLanguage(ctx: Context, hints: LanguageHints = {}): Langua
   }
   const fromAccount = languageOfTag(hints.accountLocale);
   if (fromAccount) return fromAccount;
-  const accepted = ctx.acceptsLanguages([...languages]);
-  return isLanguage(accepted) ? accepted : defaultLanguage;
+  return acceptedLanguages(ctx.get('accept-language'))[0] ?? defaultLanguage;
 }
 
 /** Sets the language of the page this request renders (and of any mail it sends). */

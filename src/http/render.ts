@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { Eta } from 'eta';
 import type { Context, Next } from 'koa';
 import type { Config } from '../config.js';
-import { formatDateTime, languages, translator, type PlainKey, type Translate } from '../i18n/catalogue.js';
+import { formatDateTime, languageNames, languages, translator, type PlainKey, type Translate } from '../i18n/catalogue.js';
 import { timeZoneFor } from '../i18n/time-zones.js';
 import { currentLanguage, switcherReturnPath } from './language.js';
 
@@ -80,7 +80,7 @@ export function renderPage(ctx: Context, template: string, data: PageData, statu
     formatDate: (date: Date) => formatDateTime(lang, date, timeZoneFor(data['account'] as { zoneinfo?: string | null } | undefined, lang)),
     switcher: languages.map((code) => ({
       code,
-      label: t(`language.${code}` as const),
+      label: languageNames[code],
       href: `/lang/${code}?next=${encodeURIComponent(returnPath)}`,
       current: code === lang,
     })),

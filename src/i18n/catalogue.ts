@@ -1,9 +1,26 @@
+import { de } from './de.js';
 import { en } from './en.js';
+import { es } from './es.js';
+import { fr } from './fr.js';
 import { ja } from './ja.js';
+import { ko } from './ko.js';
+import { zhHant } from './zh-Hant.js';
 
-export const languages = ['en', 'ja'] as const;
+/** BCP 47 tags, as pages (`lang`), the `locale` claim and `ui_locales` name them. */
+export const languages = ['en', 'ja', 'zh-Hant', 'ko', 'fr', 'de', 'es'] as const;
 export type Language = (typeof languages)[number];
 export const defaultLanguage: Language = 'en';
+
+/** Each language in its own name, as the switcher and the profile page list it. */
+export const languageNames: Readonly<Record<Language, string>> = {
+  en: 'English',
+  ja: '日本語',
+  'zh-Hant': '繁體中文',
+  ko: '한국어',
+  fr: 'Français',
+  de: 'Deutsch',
+  es: 'Español',
+};
 
 export type MessageKey = keyof typeof en;
 /** What every language must provide: exactly the English keys. */
@@ -21,16 +38,54 @@ export type PlainKey = { [K in MessageKey]: [Placeholders<(typeof en)[K]>] exten
 /** Looks up a message in one language; the compiler checks the key and the values it needs. */
 export type Translate = <K extends MessageKey>(key: K, ...params: ParamsFor<K>) => string;
 
-const catalogues: Record<Language, Messages> = { en, ja };
+const catalogues: Record<Language, Messages> = { en, ja, 'zh-Hant': zhHant, ko, fr, de, es };
 
 export function isLanguage(value: unknown): value is Language {
   return typeof value === 'string' && (languages as readonly string[]).includes(value);
 }
 
-/** The supported language of a BCP 47 tag (`ja-JP` → `ja`), by its primary subtag. */
+/** Chinese regions that write in traditional characters, when a tag names no script. */
+const traditionalChineseRegions = new Set(['tw', 'hk', 'mo']);
+
+/**
+ * The supported language of a BCP 47 tag, by its primary subtag (`ja-JP` → `ja`,
+ * `fr-CA` → `fr`). Chinese goes by script: `zh-Hant`, `zh-TW`, `zh-HK` and `zh-MO` are
+ * Traditional Chinese; `zh`, `zh-CN` and `zh-Hans` (Simplified, which we do not offer) are not.
+ */
 export function languageOfTag(tag: string | null | undefined): Language | undefined {
-  const primary = tag?.trim().split(/[-_]/)[0]?.toLowerCase();
+  const [primary, ...rest] = (tag ?? '').trim().toLowerCase().split(/[-_]/);
+  if (primary === 'zh') {
+    const script = rest.find((subtag) => subtag.length === 4);
+    const region = rest.find((subtag) => subtag.length === 2);
+    if (script === 'hant' || (!script && region && traditionalChineseRegions.has(region))) return 'zh-Hant';
+    return undefined;
+  }
   return isLanguage(primary) ? primary : undefined;
+}
+
+/**
+ * The languages of an Accept-Language header, most preferred first (RFC 9110 §12.5.4):
+ * by quality, then by order; `q=0` excludes a tag; `*` and unsupported tags are skipped.
+ */
+export function acceptedLanguages(header: string | undefined): Language[] {
+  if (!header) return [];
+  const ranges = header
+    .split(',')
+    .slice(0, 50)
+    .map((range, index) => {
+      const [tag = '', ...parameters] = range.split(';').map((part) => part.trim());
+      const quality = parameters.find((parameter) => /^q=/i.test(parameter));
+      const q = quality === undefined ? 1 : Number(quality.slice(2));
+      return { tag, q: Number.isFinite(q) ? q : 0, index };
+    })
+    .filter((range) => range.q > 0)
+    .sort((a, b) => b.q - a.q || a.index - b.index);
+  const found: Language[] = [];
+  for (const { tag } of ranges) {
+    const language = languageOfTag(tag);
+    if (language && !found.includes(language)) found.push(language);
+  }
+  return found;
 }
 
 export function translator(language: Language): Translate {
@@ -46,7 +101,17 @@ export function messagesOf(language: Language): Messages {
   return catalogues[language];
 }
 
-const dateLocales: Record<Language, string> = { en: 'en-GB', ja: 'ja-JP' };
+/** The Intl locale dates are written in, per language. */
+export const dateLocales: Readonly<Record<Language, string>> = {
+  en: 'en-GB',
+  ja: 'ja-JP',
+  'zh-Hant': 'zh-Hant-TW',
+  // A 24-hour clock: this runtime's Korean data writes the Latin "PM" for 오후.
+  ko: 'ko-KR-u-hc-h23',
+  fr: 'fr-FR',
+  de: 'de-DE',
+  es: 'es-ES',
+};
 
 /** A date and time people read, in the reader's time zone (i18n/time-zones.ts), named after it. */
 export function formatDateTime(language: Language, date: Date, timeZone = 'UTC'): string {

@@ -13,8 +13,6 @@ export const en = {
   'site.privacyContact': 'Privacy questions:',
   'site.languageLabel': 'Language',
   'site.accountLink': 'Your account',
-  'language.en': 'English',
-  'language.ja': '日本語',
 
   // Form fields shared by several pages
   'form.email': 'Email address',

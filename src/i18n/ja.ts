@@ -11,8 +11,6 @@ export const ja: Messages = {
   'site.privacyContact': 'プライバシーに関するお問い合わせ：',
   'site.languageLabel': '言語',
   'site.accountLink': 'アカウント',
-  'language.en': 'English',
-  'language.ja': '日本語',
 
   'form.email': 'メールアドレス',
   'form.password': 'パスワード',

@@ -1,4 +1,4 @@
-import type { Language } from './catalogue.js';
+import { dateLocales, type Language } from './catalogue.js';
 
 /** Every IANA time zone this runtime knows, plus UTC (which Intl lists under Etc/UTC only). */
 export const timeZones: readonly string[] = ['UTC', ...Intl.supportedValuesOf('timeZone').filter((zone) => zone !== 'UTC')];
@@ -6,7 +6,6 @@ const known = new Set(timeZones);
 
 export const isTimeZone = (value: string): boolean => known.has(value);
 
-const dateLocales: Record<Language, string> = { en: 'en-GB', ja: 'ja-JP' };
 const labels = new Map<Language, { value: string; label: string }[]>();
 
 /** Each zone as the profile page offers it: its IANA name and what the language calls it. */
@@ -27,7 +26,14 @@ export function timeZoneChoices(language: Language): { value: string; label: str
 }
 
 /** Where a language's people mostly are, when they have not chosen a zone themselves. */
-const defaults: Partial<Record<Language, string>> = { ja: 'Asia/Tokyo' };
+const defaults: Partial<Record<Language, string>> = {
+  ja: 'Asia/Tokyo',
+  'zh-Hant': 'Asia/Taipei',
+  ko: 'Asia/Seoul',
+  fr: 'Europe/Paris',
+  de: 'Europe/Berlin',
+  es: 'Europe/Madrid',
+};
 
 export function defaultTimeZone(language: Language): string {
   return defaults[language] ?? 'UTC';

@@ -5,6 +5,7 @@ import { connectService, latestMail, signInToAccountPages } from '../helpers/sel
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { formActions, hiddenField, UserAgent, type PageResponse } from '../helpers/user-agent.js';
 import type { RegisteredClient } from '../../src/clients/store.js';
+import { languageNames, languages, messagesOf, type Language } from '../../src/i18n/catalogue.js';
 
 let server: TestServer;
 let service: RegisteredClient;
@@ -27,7 +28,7 @@ async function loginPage(agent: UserAgent, extra: Record<string, string> = {}, h
   return page;
 }
 
-const languageOf = (page: PageResponse) => /<html lang="(\w+)">/.exec(page.body)?.[1];
+const languageOf = (page: PageResponse) => /<html lang="([\w-]+)">/.exec(page.body)?.[1];
 
 /** Visible text of a page: what a person reads. */
 const visibleText = (page: PageResponse) =>
@@ -43,14 +44,25 @@ describe('page language', () => {
     expect(ja.headers.get('content-language')).toBe('ja');
     expect(ja.body).toContain('<h1>ログイン</h1>');
     expect(ja.body).toContain('Travel を続けるにはログインしてください');
-    const en = await loginPage(new UserAgent(), {}, { 'accept-language': 'fr, en;q=0.5' });
+    const en = await loginPage(new UserAgent(), {}, { 'accept-language': 'pt-BR, en;q=0.5' });
     expect(languageOf(en)).toBe('en');
-    expect(languageOf(await loginPage(new UserAgent(), {}, { 'accept-language': 'fr' }))).toBe('en');
+    expect(languageOf(await loginPage(new UserAgent(), {}, { 'accept-language': 'pt' }))).toBe('en');
+    const byQuality = await loginPage(new UserAgent(), {}, { 'accept-language': 'de;q=0.4, fr-CA;q=0.8, en;q=0.6' });
+    expect(languageOf(byQuality)).toBe('fr');
+    expect(byQuality.headers.get('content-language')).toBe('fr');
+    expect(byQuality.body).toContain('pour continuer vers Travel');
+    const taiwan = await loginPage(new UserAgent(), {}, { 'accept-language': 'zh-TW,zh;q=0.9' });
+    expect(languageOf(taiwan)).toBe('zh-Hant');
+    expect(taiwan.body).toContain('以繼續使用 Travel');
+    // Simplified Chinese is not offered: the next language the browser accepts is used.
+    expect(languageOf(await loginPage(new UserAgent(), {}, { 'accept-language': 'zh-CN, ko;q=0.5' }))).toBe('ko');
   });
 
   it('prefers the service’s ui_locales over Accept-Language', async () => {
-    const page = await loginPage(new UserAgent(), { ui_locales: 'de ja-JP en' }, { 'accept-language': 'en' });
+    const page = await loginPage(new UserAgent(), { ui_locales: 'pt-BR ja-JP en' }, { 'accept-language': 'en' });
     expect(languageOf(page)).toBe('ja');
+    expect(languageOf(await loginPage(new UserAgent(), { ui_locales: 'zh-HK' }, { 'accept-language': 'de' }))).toBe('zh-Hant');
+    expect(languageOf(await loginPage(new UserAgent(), { ui_locales: 'es-MX de' }, { 'accept-language': 'ko' }))).toBe('es');
   });
 
   it('uses the account’s locale once the person is known, unless ui_locales says otherwise', async () => {
@@ -69,6 +81,23 @@ describe('page language', () => {
 
     const hinted = await loginPage(agent, { ui_locales: 'en' }, { 'accept-language': 'ja' });
     expect(languageOf(hinted)).toBe('en');
+
+    // Saved as German on the profile: the account's locale beats the browser's Accept-Language.
+    const german = await createTestAccount(server.db, { locale: 'de' });
+    const browser = new UserAgent();
+    const form = await loginPage(browser, {}, { 'accept-language': 'fr, en;q=0.5' });
+    expect(languageOf(form)).toBe('fr');
+    const signedIn = await browser.follow(
+      `${server.issuer}${formActions(form.body).find((candidate) => candidate.endsWith('/login'))!}`,
+      redirectUri,
+      {
+        form: { _csrf: hiddenField(form.body, '_csrf'), email: german.email, password: german.password },
+        headers: { 'accept-language': 'fr, en;q=0.5' },
+      },
+    );
+    if ('stoppedAt' in signedIn) throw new Error('expected the consent page');
+    expect(languageOf(signedIn)).toBe('de');
+    expect(signedIn.body).toContain('Zulassen');
   });
 
   it('has a switcher that works without JavaScript, overrides every hint, and only returns to this site', async () => {
@@ -86,12 +115,24 @@ describe('page language', () => {
       expect(away.location, next).toBe(`${server.issuer}/account`);
     }
     expect((await agent.request(`${server.issuer}/lang/xx?next=/account`)).status).toBe(404);
+
+    // Every language is on the switcher, in its own name, marked with its own language.
+    for (const code of languages) {
+      expect(page.body, code).toMatch(
+        new RegExp(`<a href="/lang/${code}\\?next=[^"]+" lang="${code}" hreflang="${code}"[^>]*>${languageNames[code]}</a>`),
+      );
+    }
+    const korean = await agent.request(`${server.issuer}/lang/ko?next=/account/sign-in`);
+    const koreanPage = await agent.request(korean.location!);
+    expect(languageOf(koreanPage)).toBe('ko');
+    expect(koreanPage.body).toContain('aria-current="true">한국어</a>');
   });
 
-  it('shows no English on Japanese pages: sign-in, registration, account pages, errors', async () => {
-    const account = await createTestAccount(server.db, { locale: 'ja' });
+  /** The pages a person meets, in one language: sign-in, registration, account pages, errors. */
+  async function pagesIn(language: Language): Promise<PageResponse[]> {
+    const account = await createTestAccount(server.db, { locale: language });
     const agent = new UserAgent();
-    await agent.request(`${server.issuer}/lang/ja?next=/account`);
+    await agent.request(`${server.issuer}/lang/${language}?next=/account`);
     const login = await loginPage(agent);
     const register = await agent.request(
       `${server.issuer}${formActions(login.body)
@@ -99,6 +140,7 @@ describe('page language', () => {
         .replace(/login$/, 'register')}`,
     );
     const accountPages = new UserAgent();
+    await accountPages.request(`${server.issuer}/lang/${language}?next=/account`);
     await signInToAccountPages(accountPages, server.issuer, account.email, account.password);
     await connectService(server, new UserAgent(), account, { port: 9902, name: 'Travel' });
     const pages = [
@@ -107,19 +149,52 @@ describe('page language', () => {
       await agent.request(`${server.issuer}/nowhere`),
       await agent.request(`${server.issuer}/password/forgot`),
     ];
-    for (const path of ['/account', '/account/password', '/account/services', '/account/activity', '/account/data', '/account/delete']) {
+    for (const path of [
+      '/account',
+      '/account/password',
+      '/account/services',
+      '/account/activity',
+      '/account/data',
+      '/account/delete',
+      '/account/security',
+    ]) {
       pages.push(await accountPages.request(`${server.issuer}${path}`));
     }
+    return pages;
+  }
+
+  // English messages of at least three words: one showing on another language's page is a missed translation.
+  const englishSentences = () => Object.values(messagesOf('en')).filter((text) => !text.includes('{') && text.split(' ').length >= 3);
+
+  it('shows no English on the pages of any other language', { timeout: 60_000 }, async () => {
+    for (const language of languages.filter((code) => code !== 'en')) {
+      const sentences = englishSentences();
+      for (const page of await pagesIn(language)) {
+        expect(languageOf(page), page.url).toBe(language);
+        const text = visibleText(page);
+        expect(
+          sentences.filter((sentence) => text.includes(sentence)),
+          `${language} ${page.url}`,
+        ).toEqual([]);
+      }
+    }
+  });
+
+  it('shows no Latin words at all on Japanese, Chinese and Korean pages, beyond names and identifiers', { timeout: 60_000 }, async () => {
     // Names that are the same in every language: the brand, a service, language names, addresses, technical terms.
-    // IANA time-zone names (Asia/Tokyo) are identifiers, listed beside each zone's Japanese name.
-    const allowed =
-      /Group ID|Travel|English|UTC|GMT|JST|JSON|OS|Linux|Chrome|Node|undici|\S+@\S+|[A-Z][A-Za-z]+\/[A-Za-z0-9 +\-/]+|Etc\/\S+/g;
-    for (const page of pages) {
-      expect(languageOf(page), page.url).toBe('ja');
-      const english = visibleText(page)
-        .replace(allowed, '')
-        .match(/[A-Za-z]{3,}/g);
-      expect(english, page.url).toBeNull();
+    // IANA time-zone names (Asia/Tokyo) are identifiers, listed beside each zone's own name.
+    const names = Object.values(languageNames).join('|');
+    const allowed = new RegExp(
+      `Group ID|Travel|${names}|UTC|GMT|JST|JSON|OS|Linux|Chrome|Node|undici|userinfo|introspection|JavaScript|\\S+@\\S+|[A-Z][A-Za-z]+\\/[A-Za-z0-9 +\\-/]+|Etc\\/\\S+`,
+      'g',
+    );
+    for (const language of ['ja', 'zh-Hant', 'ko'] as const) {
+      for (const page of await pagesIn(language)) {
+        const latin = visibleText(page)
+          .replace(allowed, '')
+          .match(/[A-Za-z]{3,}/g);
+        expect(latin, `${language} ${page.url}`).toBeNull();
+      }
     }
   });
 });

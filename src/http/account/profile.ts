@@ -9,7 +9,7 @@ import { TooManyAttempts } from '../../errors.js';
 import { mailRequester } from '../../security/throttle.js';
 import { requestEmailChange } from '../../use-cases/change-email.js';
 import { mailLink } from '../../use-cases/mail-person.js';
-import { languages } from '../../i18n/catalogue.js';
+import { languageNames, languages } from '../../i18n/catalogue.js';
 import { defaultTimeZone, timeZoneChoices } from '../../i18n/time-zones.js';
 import { tooManyAttemptsMessage } from '../errors.js';
 import { firstProblem } from '../form-errors.js';
@@ -64,7 +64,7 @@ export function profileRoutes(router: Router, deps: SelfServiceDeps): void {
     // The supported languages, plus whatever tag the account holds (set by an admin, say).
     const localeOptions = [
       { value: '', label: t('profile.locale.unset') },
-      ...languages.map((code) => ({ value: code, label: t(`language.${code}` as const) })),
+      ...languages.map((code) => ({ value: code, label: languageNames[code] })),
       ...(values.locale && !(languages as readonly string[]).includes(values.locale)
         ? [{ value: values.locale, label: values.locale }]
         : []),
