@@ -219,4 +219,24 @@ describe('mail language', () => {
     expect(reset.subject).toBe('新しいパスワードの設定');
     expect(reset.body).toContain('60分で期限が切れます');
   });
+
+  it('writes mail in each of the new languages, chosen by the browser alone', async () => {
+    const expected = {
+      'zh-Hant': '請確認您的電子郵件地址',
+      ko: '이메일 주소를 확인해 주세요',
+      fr: 'Confirmez votre adresse e-mail',
+      de: 'E-Mail-Adresse bestätigen',
+      es: 'Confirma tu correo electrónico',
+    } as const;
+    const browserTags = { 'zh-Hant': 'zh-TW', ko: 'ko-KR', fr: 'fr-CH', de: 'de-AT', es: 'es-MX' } as const;
+    for (const language of Object.keys(expected) as (keyof typeof expected)[]) {
+      const person = { email: uniqueEmail(`mail-${language}`), password: 'a long enough password', registerName: 'Sam' };
+      const agent = new UserAgent({ headers: { 'accept-language': `${browserTags[language]}, en;q=0.5` } });
+      await connectService(server, agent, person, { port: 9904 });
+      const verify = await latestMail(server.db, person.email, 'verify_email');
+      expect(verify.language, language).toBe(language);
+      expect(verify.subject, language).toBe(expected[language]);
+      expect(verify.body, language).toContain(messagesOf(language)['mail.verify.body']);
+    }
+  });
 });
