@@ -163,6 +163,9 @@ async function walkEveryPage({ server, browser, serviceOrigin }: Walk, language:
   await page.getByRole('link', { name: t('security.authenticator.setUp'), exact: true }).click();
   const secret = (await page.locator('#totp-secret').textContent())!.trim();
   await check(page, 'authenticator-setup');
+  await button(page, t('authenticator.submit')).click();
+  await page.locator('.error').first().waitFor();
+  await check(page, 'authenticator-setup-error');
   await page.fill('[name=code]', totpCode(secret));
   await button(page, t('authenticator.submit')).click();
   await page.locator('#recovery-codes').waitFor();
@@ -237,6 +240,9 @@ async function walkEveryPage({ server, browser, serviceOrigin }: Walk, language:
   await button(third.page, t('login.submit')).click();
   await third.page.getByRole('heading', { name: t('setup.title'), exact: true }).waitFor();
   await check(third.page, 'setup-offer');
+  await third.context.clearCookies();
+  await third.page.goto(`${server.issuer}/account/sign-in/second-step`);
+  await check(third.page, 'sign-in-expired');
   await third.context.close();
 
   // A forgotten password: the form, the answer, the link, and a link that does not work.

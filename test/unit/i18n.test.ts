@@ -2,7 +2,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaultTimeZone, timeZoneFor } from '../../src/i18n/time-zones.js';
-import { acceptedLanguages, formatDateTime, languageNames, languageOfTag, languages, messagesOf, translator } from '../../src/i18n/catalogue.js';
+import {
+  acceptedLanguages,
+  formatDateTime,
+  languageNames,
+  languageOfTag,
+  languages,
+  messagesOf,
+  translator,
+} from '../../src/i18n/catalogue.js';
 import { safeReturnPath } from '../../src/http/language.js';
 import { viewsDirectory } from '../../src/http/render.js';
 import { describeUserAgent } from '../../src/security/user-agent.js';
@@ -93,7 +101,11 @@ describe('message catalogues', () => {
     expect(formatDateTime('ja', date, 'Asia/Tokyo')).toBe('2025/01/31 22:05 JST');
     expect(formatDateTime('en', date, 'Europe/Paris')).toBe('31 Jan 2025, 14:05 CET');
     expect(timeZoneFor({ zoneinfo: null }, 'ja')).toBe('Asia/Tokyo');
-    expect([defaultTimeZone('zh-Hant'), defaultTimeZone('ko'), defaultTimeZone('fr')]).toEqual(['Asia/Taipei', 'Asia/Seoul', 'Europe/Paris']);
+    expect([defaultTimeZone('zh-Hant'), defaultTimeZone('ko'), defaultTimeZone('fr')]).toEqual([
+      'Asia/Taipei',
+      'Asia/Seoul',
+      'Europe/Paris',
+    ]);
     expect(formatDateTime('ko', date, 'Asia/Seoul')).toBe('2025. 1. 31. 22:05 GMT+9');
     expect(timeZoneFor(undefined, 'en')).toBe('UTC');
     expect(timeZoneFor({ zoneinfo: 'America/New_York' }, 'ja')).toBe('America/New_York');
