@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import Router from '@koa/router';
 import helmet from 'koa-helmet';
 import mount from 'koa-mount';
@@ -37,7 +38,7 @@ import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
 import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging, requestTracing } from './request-log.js';
-import { exactPaths, providerPathTemplates, routerOptions } from './routing.js';
+import { exactPaths, protocolPaths, providerPathTemplates, routerOptions, splitLanes } from './routing.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
 
@@ -193,21 +194,33 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const publicMetrics = publicMetricsRoute(config);
   const eventStreams = eventStreamRoutes(selfService);
   app.use(exactPaths(providerRoutes));
-  app.use(health.routes());
-  app.use(cacheProtocolMetadata());
-  app.use(publicMetrics.routes());
-  app.use(styles.routes());
-  app.use(language.routes());
-  app.use(eventStreams.routes()).use(eventStreams.allowedMethods(methodErrors));
-  app.use(interactions.routes()).use(interactions.allowedMethods(methodErrors));
-  app.use(account.routes()).use(account.allowedMethods(methodErrors));
-  app.use(emailLinks.routes()).use(emailLinks.allowedMethods(methodErrors));
-  app.use(passwordReset.routes()).use(passwordReset.allowedMethods(methodErrors));
-  app.use(acceptPostedRequests(providerRoutes));
-  app.use(tokenEndpointThrottle(throttle, providerRoutes));
-  app.use(deviceCodeForm(provider, throttle, providerRoutes, async (cookie) => (await sessionUidByCookie(db, cookie)) !== undefined));
-  app.use(frontChannelLogout(provider, db, config.issuer));
-  app.use(mount(provider));
+  const provided = mount(provider);
+  const throttleTokenRequests = tokenEndpointThrottle(throttle, providerRoutes);
+  // Services' machine-to-machine calls: only what they need on the way to the provider.
+  const protocolLane = compose<Koa.Context>([cacheProtocolMetadata(), throttleTokenRequests, provided]);
+  // People's browsers: our pages, then the provider's browser endpoints (authorize, logout, device).
+  const pageLane = compose<Koa.Context>([
+    health.routes(),
+    publicMetrics.routes(),
+    styles.routes(),
+    language.routes(),
+    eventStreams.routes(),
+    eventStreams.allowedMethods(methodErrors),
+    interactions.routes(),
+    interactions.allowedMethods(methodErrors),
+    account.routes(),
+    account.allowedMethods(methodErrors),
+    emailLinks.routes(),
+    emailLinks.allowedMethods(methodErrors),
+    passwordReset.routes(),
+    passwordReset.allowedMethods(methodErrors),
+    acceptPostedRequests(providerRoutes),
+    throttleTokenRequests,
+    deviceCodeForm(provider, throttle, providerRoutes, async (cookie) => (await sessionUidByCookie(db, cookie)) !== undefined),
+    frontChannelLogout(provider, db, config.issuer),
+    provided,
+  ] as Koa.Middleware[]);
+  app.use(splitLanes(protocolPaths(providerRoutes), protocolLane, pageLane));
   const routers = [health, styles, language, publicMetrics, eventStreams, interactions, account, emailLinks, passwordReset];
   const routePaths = [
     ...new Set([

@@ -54,18 +54,53 @@ function matches(template: string[], path: string[]): boolean {
 export function exactPaths(routes: ProviderRoutes) {
   const templates = providerPathTemplates(routes).map((template) => template.split('/'));
   const folded = templates.map((template) => template.map((segment) => (segment.startsWith(':') ? segment : foldAscii(segment))));
+  // The published spellings of the fixed paths (discovery, token, userinfo …): most requests.
+  const published = new Set(providerPathTemplates(routes).filter((template) => !template.includes(':')));
   return async function refuseOtherSpellings(ctx: Context, next: Next): Promise<void> {
     const path = ctx.path;
+    if (published.has(path)) return next();
     if (path.length > 1 && path.endsWith('/')) {
       ctx.status = 404;
       return;
     }
     const segments = path.split('/');
-    const answeredByProvider = folded.some((template) => matches(template, segments.map(foldAscii)));
+    const foldedSegments = segments.map(foldAscii);
+    const answeredByProvider = folded.some((template) => matches(template, foldedSegments));
     if (answeredByProvider && !templates.some((template) => matches(template, segments))) {
       ctx.status = 404;
       return;
     }
     await next();
+  };
+}
+
+/**
+ * The machine-facing endpoints services call (discovery, JWKS, token, userinfo,
+ * introspection, revocation, device authorization, PAR, registration): JSON in and out, no
+ * page of ours. They skip the page routers, whose every layer would otherwise be matched
+ * against each token request.
+ */
+export function protocolPaths(routes: ProviderRoutes): ReadonlySet<string> {
+  return new Set([
+    '/.well-known/openid-configuration',
+    '/.well-known/oauth-authorization-server',
+    routes.jwks,
+    routes.token,
+    routes.userinfo,
+    routes.introspection,
+    routes.revocation,
+    routes.device_authorization,
+    routes.pushed_authorization_request,
+    routes.backchannel_authentication,
+    routes.registration,
+  ]);
+}
+
+type Lane = (ctx: Context, next: Next) => Promise<unknown>;
+
+/** Sends a request down `protocol` when its path is one of `paths`, else down `pages`. */
+export function splitLanes(paths: ReadonlySet<string>, protocol: Lane, pages: Lane): Lane {
+  return function chooseLane(ctx: Context, next: Next) {
+    return paths.has(ctx.path) ? protocol(ctx, next) : pages(ctx, next);
   };
 }
