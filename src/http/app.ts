@@ -21,6 +21,7 @@ import { sessionUidByCookie } from '../oidc/artefacts.js';
 import { createMailer } from '../mail/mailer.js';
 import { startMailDelivery } from '../mail/smtp-delivery.js';
 import { idleWorker } from '../db/delivery-loop.js';
+import { listenForChanges, type ChangeNotices } from '../db/change-notices.js';
 import { cachedKeyRing } from '../oidc/keys.js';
 import { errorBoundary } from './errors.js';
 import { frontChannelLogout } from './frontchannel-logout.js';
@@ -140,6 +141,8 @@ export interface IdentityApp {
   mailDeliveries: DeliveryWorker;
   /** Re-reads signing and cookie keys every KEY_REFRESH_SECONDS; stop it on shutdown. */
   keyRefresh: KeyRefresh;
+  /** The connection that keeps in-process caches true to Postgres; stop it on shutdown. */
+  changeNotices: ChangeNotices;
 }
 
 /** The request's path through the server, top to bottom. */
@@ -151,8 +154,10 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
     );
   }
   const throttle = new Throttle(db, config.rateLimits, config.devicePollIntervalSeconds);
+  const changeNotices = listenForChanges(db, logger);
   const { provider, cookieKeys, signingKids } = await buildProvider(config, db, logger, providerPages, {
     devicePollTooSoon: (deviceCode) => throttle.devicePollTooSoon(deviceCode),
+    changeNotices,
   });
   const logoutDeliveries = installDurableBackchannelLogout(provider, db, logger, { ...config.logoutDelivery, batchSize: 20 });
   const eventDeliveries = startEventDelivery(provider, db, logger, {
@@ -228,5 +233,5 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
       ...providerPathTemplates(providerRoutes),
     ]),
   ];
-  return { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, routePaths };
+  return { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, changeNotices, routePaths };
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
+import { NotifiedCache, type ChangeNotices } from '../db/change-notices.js';
 import type { Database } from '../db/index.js';
 import { hashClientSecret, isHashedClientSecret } from '../security/client-secrets.js';
 
@@ -88,13 +89,12 @@ function restore(model: string, id: string, stored: Payload, sealer: Sealer): Pa
 
 const DEVICE_CODE_GRACE_SECONDS = 600;
 
-// Client metadata is read on every token, userinfo and introspection request; keeping it for
-// a few seconds saves a statement each time (bench/RESULTS.md). Changes made through this
-// process apply at once; CLI changes reach running servers within CLIENT_CACHE_MS.
-const CLIENT_CACHE_MS = 5000;
-
-export function createAdapterFactory(db: Database, sealer: Sealer) {
-  const clientCache = new Map<string, { metadata: AdapterPayload; until: number }>();
+export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices?: ChangeNotices) {
+  // Client metadata is read on every token, userinfo and introspection request: a serving
+  // instance keeps it while Postgres's change notices are live, so any change applies at once.
+  const clientCache = changeNotices ? new NotifiedCache<AdapterPayload>(changeNotices, 'clients') : undefined;
+  const readClient = async (id: string) =>
+    (await db.query<{ metadata: AdapterPayload }>('SELECT metadata FROM clients WHERE id = $1', [id])).rows[0]?.metadata;
   return class PostgresAdapter implements Adapter {
     constructor(readonly model: string) {}
 
@@ -103,7 +103,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer) {
         // Dynamic registration hands us the issued secret; keep only its digest.
         const secret = payload['client_secret'];
         if (typeof secret === 'string' && !isHashedClientSecret(secret)) payload = { ...payload, client_secret: hashClientSecret(secret) };
-        clientCache.delete(id);
+        clientCache?.forget(id);
         await db.query(
           `INSERT INTO clients (id, metadata) VALUES ($1, $2)
            ON CONFLICT (id) DO UPDATE SET metadata = EXCLUDED.metadata, updated_at = now()`,
@@ -144,15 +144,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer) {
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (!storable(id)) return undefined;
       if (this.model === 'Client') {
-        const cached = clientCache.get(id);
-        if (cached && cached.until > Date.now()) return cached.metadata;
-        const { rows } = await db.query<{ metadata: AdapterPayload }>('SELECT metadata FROM clients WHERE id = $1', [id]);
-        // Unknown ids are not remembered: a service registered a moment ago must work at once.
-        if (rows[0]) {
-          if (clientCache.size > 10_000) clientCache.clear();
-          clientCache.set(id, { metadata: rows[0].metadata, until: Date.now() + CLIENT_CACHE_MS });
-        }
-        return rows[0]?.metadata;
+        return clientCache ? clientCache.get(id, () => readClient(id)) : readClient(id);
       }
       const stored = await this.findWhere('id = $2', storedId(this.model, id));
       return stored && restore(this.model, id, stored, sealer);
@@ -208,7 +200,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer) {
 
     async destroy(id: string): Promise<void> {
       if (this.model === 'Client') {
-        clientCache.delete(id);
+        clientCache?.forget(id);
         await db.query('DELETE FROM clients WHERE id = $1', [id]);
         return;
       }

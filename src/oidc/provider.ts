@@ -3,7 +3,8 @@ import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'o
 import type { Config } from '../config.js';
 import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
-import { findAccountById } from '../accounts/store.js';
+import { findAccountById, type Account } from '../accounts/store.js';
+import { NotifiedCache, type ChangeNotices } from '../db/change-notices.js';
 import { recordAuditEvent } from '../audit/log.js';
 import { clientSecretMatches } from '../security/client-secrets.js';
 import type { MetadataValidator } from '../clients/store.js';
@@ -69,6 +70,8 @@ export const providerRoutes = {
 export interface ServingHooks {
   /** Counts a device's poll; true when it came too soon (the answer is slow_down). */
   devicePollTooSoon(deviceCode: string): Promise<boolean>;
+  /** Row-change notices from Postgres: clients and accounts are kept in memory while they are live. */
+  changeNotices: ChangeNotices;
 }
 
 export async function buildProvider(
@@ -79,13 +82,16 @@ export async function buildProvider(
   serving?: ServingHooks,
 ): Promise<BuiltProvider> {
   const releases = claimReleaseLog(db, logger);
+  // Read on every token, userinfo and introspection request; the CLI keeps nothing.
+  const accounts = serving ? new NotifiedCache<Account>(serving.changeNotices, 'accounts') : undefined;
+  const accountById = (id: string) => (accounts ? accounts.get(id, () => findAccountById(db, id)) : findAccountById(db, id));
   const [jwks, secrets] = await Promise.all([loadSigningKeys(db, { config, logger }), loadServerSecrets(db, config)]);
 
   // The provider's current cookie keys, which the key refresh replaces after a rotation.
   const built: { provider?: Provider } = {};
   const sealer = cookieKeySealer(() => (built.provider?.keys as string[] | undefined) ?? secrets.cookieKeys);
   const configuration: Configuration = {
-    adapter: createAdapterFactory(db, sealer),
+    adapter: createAdapterFactory(db, sealer, serving?.changeNotices),
     clients: [],
     jwks: jwks as Configuration['jwks'],
     cookies: {
@@ -125,7 +131,7 @@ export async function buildProvider(
       return createHmac('sha256', secrets.pairwiseSalt).update(`${client.sectorIdentifier}\0${accountId}`).digest('base64url');
     },
     async findAccount(ctx, sub) {
-      const account = await findAccountById(db, sub);
+      const account = await accountById(sub);
       if (!account || account.disabledAt) return undefined;
       return {
         accountId: account.id,

@@ -72,7 +72,11 @@ export async function startTestServer(
   });
   const logger = createLogger(config);
   const db = options.db ?? createPostgresDatabase(config.databaseUrl!, { poolMax: 5, logger });
-  const { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, routePaths } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, changeNotices, routePaths } = await createApp(
+    config,
+    db,
+    logger,
+  );
   server.on('request', app.callback());
   return {
     issuer,
@@ -90,6 +94,7 @@ export async function startTestServer(
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       keyRefresh.stop();
+      await changeNotices.stop();
       await logoutDeliveries.stop();
       await eventDeliveries.stop();
       await mailDeliveries.stop();

@@ -96,9 +96,17 @@ describe('WEB_CONCURRENCY', { timeout: 90_000 }, () => {
     }
     expect(workers).toHaveLength(2);
     expect(workers).not.toContain(first);
-    // A pooled keep-alive connection may have been the killed worker's: the retry takes a fresh one.
-    const health = () => fetch(`${instance.origin}/healthz`, { headers: { connection: 'close' } });
-    expect((await health().catch(health)).status).toBe(200);
+    // Fresh connections: a pooled keep-alive one may have been the killed worker's. Until one
+    // worker listens again (the other may still have been starting when the first was killed),
+    // the primary refuses connections.
+    const health = () =>
+      fetch(`${instance.origin}/healthz`, { headers: { connection: 'close' } }).then(
+        (answer) => answer.status,
+        () => 0,
+      );
+    let status = await health();
+    while (status !== 200 && Date.now() < deadline + 10_000) status = await health();
+    expect(status).toBe(200);
     instance.child.kill('SIGTERM');
     await instance.exited;
   });

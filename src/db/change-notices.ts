@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import type { Logger } from '../logger.js';
+import type { Database } from './index.js';
+
+/** The tables whose row changes Postgres announces (migrations/0023_change_notices.sql). */
+export type NotifiedTable = 'accounts' | 'clients';
+
+const channel = 'idp_changes';
+
+export interface ChangeNotices {
+  /** True while the listening connection is up and proven: only then may a cache keep what it read. */
+  readonly live: boolean;
+  /** `onChange(id)` for each changed row of `table`; `onChange(undefined)` when notices may have been missed. */
+  subscribe(table: NotifiedTable, onChange: (id: string | undefined) => void): void;
+  stop(): Promise<void>;
+}
+
+/**
+ * One connection per process that LISTENs for row changes, so that in-process caches of
+ * read-mostly rows (clients, accounts) drop an entry the moment any instance, the CLI or a
+ * hand-written UPDATE changes it. Without the connection nothing may be cached: when it is
+ * lost every subscriber is told to drop everything, and it is opened again with backoff.
+ * It counts as live only once a notice it sent itself has come back (a proxy or the embedded
+ * database's multiplexer may accept LISTEN yet never deliver).
+ */
+export function listenForChanges(db: Database, logger: Logger): ChangeNotices {
+  const subscribers = new Map<NotifiedTable, ((id: string | undefined) => void)[]>();
+  let client: pg.Client | undefined;
+  let live = false;
+  let stopped = false;
+  let retryMs = 250;
+  let retryTimer: NodeJS.Timeout | undefined;
+
+  const dropEverything = () => {
+    for (const handlers of subscribers.values()) for (const handler of handlers) handler(undefined);
+  };
+
+  const lost = (reason: string) => (connection: pg.Client) => {
+    if (connection !== client) return;
+    client = undefined;
+    if (live) logger.warn({ reason }, 'lost the change-notice connection: caches emptied until it is back');
+    live = false;
+    dropEverything();
+    connection.end().catch(() => undefined);
+    if (stopped) return;
+    retryTimer = setTimeout(() => void connect(), retryMs);
+    retryTimer.unref();
+    retryMs = Math.min(retryMs * 2, 10_000);
+  };
+
+  async function connect(): Promise<void> {
+    const connection = new pg.Client(db.pool.options);
+    client = connection;
+    const ping = `ping:${randomUUID()}`;
+    let answered: () => void = () => undefined;
+    const pingAnswered = new Promise<void>((resolve) => (answered = resolve));
+    connection.on('notification', (message) => {
+      const payload = message.payload ?? '';
+      if (payload === ping) return answered();
+      const separator = payload.indexOf(':');
+      const table = payload.slice(0, separator) as NotifiedTable;
+      for (const handler of subscribers.get(table) ?? []) handler(payload.slice(separator + 1));
+    });
+    connection.on('error', (error) => lost(error.message)(connection));
+    connection.on('end', () => lost('connection ended')(connection));
+    try {
+      await connection.connect();
+      await connection.query(`LISTEN ${channel}`);
+      await connection.query('SELECT pg_notify($1, $2)', [channel, ping]);
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 2000).unref());
+      if ((await Promise.race([pingAnswered, timeout])) === 'timeout') {
+        logger.warn('the database accepts LISTEN but delivers no notices: running without in-process caches');
+        client = undefined;
+        await connection.end().catch(() => undefined);
+        return;
+      }
+      if (connection !== client || stopped) return;
+      live = true;
+      retryMs = 250;
+    } catch (error) {
+      lost(error instanceof Error ? error.message : String(error))(connection);
+    }
+  }
+
+  void connect();
+  return {
+    get live() {
+      return live;
+    },
+    subscribe(table, onChange) {
+      subscribers.set(table, [...(subscribers.get(table) ?? []), onChange]);
+    },
+    async stop() {
+      stopped = true;
+      live = false;
+      clearTimeout(retryTimer);
+      const connection = client;
+      client = undefined;
+      await connection?.end().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Rows by id, kept while change notices are live and dropped when one names them. A value
+ * read while a notice for the table came in is returned but not kept: it may predate it.
+ */
+export class NotifiedCache<V> {
+  private readonly entries = new Map<string, V>();
+  private version = 0;
+
+  constructor(
+    private readonly notices: ChangeNotices,
+    table: NotifiedTable,
+    private readonly maxEntries = 10_000,
+  ) {
+    notices.subscribe(table, (id) => {
+      this.version += 1;
+      if (id === undefined) this.entries.clear();
+      else this.entries.delete(id);
+    });
+  }
+
+  async get(id: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
+    const kept = this.entries.get(id);
+    if (kept !== undefined && this.notices.live) return kept;
+    const version = this.version;
+    const value = await load();
+    // Unknown ids are not remembered: a row created a moment ago must be found at once.
+    if (value !== undefined && this.notices.live && version === this.version) {
+      if (this.entries.size >= this.maxEntries) this.entries.clear();
+      this.entries.set(id, value);
+    }
+    return value;
+  }
+
+  /** For writes made by this process, before their notice comes back. */
+  forget(id: string): void {
+    this.version += 1;
+    this.entries.delete(id);
+  }
+}
