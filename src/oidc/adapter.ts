@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { NotifiedCache, type ChangeNotices } from '../db/change-notices.js';
+import { batchedPayloadReads } from './batched-reads.js';
 import type { Database } from '../db/index.js';
 import { hashClientSecret, isHashedClientSecret } from '../security/client-secrets.js';
 
@@ -93,6 +94,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
   // Client metadata is read on every token, userinfo and introspection request: a serving
   // instance keeps it while Postgres's change notices are live, so any change applies at once.
   const clientCache = changeNotices ? new NotifiedCache<AdapterPayload>(changeNotices, 'clients') : undefined;
+  const readPayload = batchedPayloadReads(db);
   const readClient = async (id: string) =>
     (await db.query<{ metadata: AdapterPayload }>('SELECT metadata FROM clients WHERE id = $1', [id])).rows[0]?.metadata;
   return class PostgresAdapter implements Adapter {
@@ -146,8 +148,12 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       if (this.model === 'Client') {
         return clientCache ? clientCache.get(id, () => readClient(id)) : readClient(id);
       }
-      const stored = await this.findWhere('id = $2', storedId(this.model, id));
-      return stored && restore(this.model, id, stored, sealer);
+      const key = storedId(this.model, id);
+      if (!storable(key)) return undefined;
+      const row = await readPayload(this.model, key);
+      if (!row) return undefined;
+      const stored = (row.consumed === null ? row.payload : { ...row.payload, consumed: Number(row.consumed) }) as Payload;
+      return restore(this.model, id, stored, sealer);
     }
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
