@@ -3,6 +3,7 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { NotifiedCache, type ChangeNotices } from '../db/change-notices.js';
 import { batchedPayloadReads } from './batched-reads.js';
+import { unchangedSessions } from './unchanged-sessions.js';
 import type { Database } from '../db/index.js';
 import { hashClientSecret, isHashedClientSecret } from '../security/client-secrets.js';
 
@@ -95,6 +96,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
   // instance keeps it while Postgres's change notices are live, so any change applies at once.
   const clientCache = changeNotices ? new NotifiedCache<AdapterPayload>(changeNotices, 'clients') : undefined;
   const readPayload = batchedPayloadReads(db);
+  const sessions = unchangedSessions();
   const readClient = async (id: string) =>
     (await db.query<{ metadata: AdapterPayload }>('SELECT metadata FROM clients WHERE id = $1', [id])).rows[0]?.metadata;
   return class PostgresAdapter implements Adapter {
@@ -122,6 +124,12 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       // A device that polls after its code expired must hear expired_token (RFC 8628 §3.5), which
       // oidc-provider says only if it still finds the code: the row outlives the code a while.
       const lifetime = expiresIn === undefined ? null : expiresIn + (this.model === 'DeviceCode' ? DEVICE_CODE_GRACE_SECONDS : 0);
+      const key = storedId(this.model, id);
+      const stored = sealed(this.model, id, full, sealer);
+      if (this.model === 'Session') {
+        if (sessions.wouldNotChange(key, stored)) return;
+        sessions.written(key, stored);
+      }
       await db.query(
         `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, client_id, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9::int IS NULL THEN NULL ELSE now() + make_interval(secs => $9::int) END)
@@ -130,8 +138,8 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
            uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at`,
         [
           this.model,
-          storedId(this.model, id),
-          sealed(this.model, id, full, sealer),
+          key,
+          stored,
           grantId,
           full.userCode ? digestOf(full.userCode) : null,
           // A session's uid is its public handle (support tools, sessionUid in tokens), not its cookie.
@@ -152,6 +160,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       if (!storable(key)) return undefined;
       const row = await readPayload(this.model, key);
       if (!row) return undefined;
+      if (this.model === 'Session') sessions.read(key, row.payload);
       const stored = (row.consumed === null ? row.payload : { ...row.payload, consumed: Number(row.consumed) }) as Payload;
       return restore(this.model, id, stored, sealer);
     }
@@ -210,7 +219,9 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
         await db.query('DELETE FROM clients WHERE id = $1', [id]);
         return;
       }
-      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, storedId(this.model, id)]);
+      const key = storedId(this.model, id);
+      if (this.model === 'Session') sessions.forget(key);
+      await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, key]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
