@@ -86,7 +86,11 @@ async function runPrimary(config: Config, logger: Logger, db: Database): Promise
 async function serve(config: Config, logger: Logger, role: { worker: true } | { worker: false; db: Database }): Promise<void> {
   // A worker reaches the database the primary prepared (for the embedded one, its server).
   const db = role.worker ? await openDatabase(config, logger) : role.db;
-  const { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, changeNotices } = await createApp(config, db, logger);
+  const { app, provider, logoutDeliveries, eventDeliveries, mailDeliveries, keyRefresh, changeNotices } = await createApp(
+    config,
+    db,
+    logger,
+  );
   // The primary sweeps and serves the metrics of a cluster; a worker answers its requests for them.
   if (role.worker) {
     // prom-client answers the primary's requests from a worker once an aggregator exists there.

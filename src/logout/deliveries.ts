@@ -56,9 +56,10 @@ export function onDeliveryQueued(listener: () => void): () => void {
 
 export async function enqueueLogoutDelivery(
   db: Queryable,
-  delivery: { clientId: string; accountId: string; sid: string | null | undefined; reason: LogoutReason },
+  delivery: { issuer: string; clientId: string; accountId: string; sid: string | null | undefined; reason: LogoutReason },
 ): Promise<void> {
-  await db.query('INSERT INTO logout_deliveries (client_id, account_id, sid, reason) VALUES ($1, $2, $3, $4)', [
+  await db.query('INSERT INTO logout_deliveries (issuer, client_id, account_id, sid, reason) VALUES ($1, $2, $3, $4, $5)', [
+    delivery.issuer,
     delivery.clientId,
     delivery.accountId,
     delivery.sid ?? null,
@@ -68,19 +69,20 @@ export async function enqueueLogoutDelivery(
 }
 
 /**
- * Claims up to `limit` due deliveries for this worker: they stay invisible to other workers
- * (other instances) for `leaseSeconds`, long enough for one attempt with its timeout.
+ * Claims up to `limit` due deliveries of `issuer` for this worker: they stay invisible to other
+ * workers (other instances) for `leaseSeconds`, long enough for one attempt with its timeout.
  */
-export async function claimDueDeliveries(db: Queryable, limit: number, leaseSeconds: number): Promise<LogoutDelivery[]> {
+export async function claimDueDeliveries(db: Queryable, issuer: string, limit: number, leaseSeconds: number): Promise<LogoutDelivery[]> {
   const { rows } = await db.query<DeliveryRow>(
     `UPDATE logout_deliveries SET locked_until = now() + make_interval(secs => $2), attempts = attempts + 1
      WHERE id IN (
        SELECT id FROM logout_deliveries
        WHERE status = 'pending' AND next_attempt_at <= now() AND (locked_until IS NULL OR locked_until < now())
+         AND (issuer IS NULL OR issuer = $3)
        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
      )
      RETURNING *`,
-    [limit, leaseSeconds],
+    [limit, leaseSeconds, issuer],
   );
   return rows.map(toDelivery);
 }

@@ -35,7 +35,7 @@ export function installDurableBackchannelLogout(
   options: DeliveryOptions,
 ): DeliveryWorker {
   const sendLogoutToken = takeOverBackchannelLogout(provider, async function queueLogoutToken(accountId, sid) {
-    await enqueueLogoutDelivery(db, { clientId: this.clientId, accountId, sid, reason: 'session_ended' });
+    await enqueueLogoutDelivery(db, { issuer: provider.issuer, clientId: this.clientId, accountId, sid, reason: 'session_ended' });
   });
 
   async function deliver(delivery: LogoutDelivery): Promise<void> {
@@ -56,7 +56,7 @@ export function installDurableBackchannelLogout(
 
   return startDeliveryLoop({
     what: 'back-channel logout',
-    claim: (limit) => claimDueDeliveries(db, limit, 30),
+    claim: (limit) => claimDueDeliveries(db, provider.issuer, limit, 30),
     deliver,
     batchSize: options.batchSize,
     pollSeconds: options.pollSeconds,

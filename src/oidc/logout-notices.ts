@@ -22,7 +22,13 @@ export async function notifyLogout(
     const clientSids = sids.get(clientId) ?? [];
     if (clientSids.length === 0 && request.reason !== 'account_deleted') continue;
     for (const sid of clientSids.length ? clientSids : [null]) {
-      await enqueueLogoutDelivery(deps.db, { clientId, accountId: request.accountId, sid, reason: request.reason });
+      await enqueueLogoutDelivery(deps.db, {
+        issuer: deps.provider.issuer,
+        clientId,
+        accountId: request.accountId,
+        sid,
+        reason: request.reason,
+      });
     }
   }
 }

@@ -41,9 +41,10 @@ export async function signOutEverywhere(
 }
 
 /** Queues a logout token for each service the ended session signed in to, naming that session (sid); forgets its device. */
-async function announceEndedSession(tx: Queryable, ended: StoredSession): Promise<void> {
+async function announceEndedSession(issuer: string, tx: Queryable, ended: StoredSession): Promise<void> {
   for (const service of ended.services) {
     await enqueueLogoutDelivery(tx, {
+      issuer,
       clientId: service.clientId,
       accountId: ended.accountId,
       sid: service.sid || null,
@@ -64,7 +65,7 @@ export async function endSession(deps: WorkflowDeps, request: { uid: string; act
     if (!ended || (request.accountId !== undefined && ended.accountId !== request.accountId)) {
       throw new NotFound(`no session with uid ${request.uid}`);
     }
-    await announceEndedSession(tx, ended);
+    await announceEndedSession(deps.provider.issuer, tx, ended);
     await tellConnectedServices(deps, tx, {
       accountId: ended.accountId,
       name: 'session-revoked',
@@ -97,7 +98,7 @@ export async function endOtherSessions(
       if (session.uid === request.keepSessionUid) continue;
       const gone = await deleteSessionByUid(tx, session.uid);
       if (!gone) continue;
-      await announceEndedSession(tx, gone);
+      await announceEndedSession(deps.provider.issuer, tx, gone);
       for (const service of gone.services) services.add(service.clientId);
       ended += 1;
     }

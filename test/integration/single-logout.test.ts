@@ -140,7 +140,8 @@ describe('single logout', () => {
 
 describe('support tools for sessions and deliveries', () => {
   it('lists an account’s sessions, revokes one with back-channel logout, and shows the deliveries (real bin)', async () => {
-    const env = { ...process.env, DATABASE_URL: inject('databaseUrl'), LOG_LEVEL: 'warn' };
+    // The CLI reads the server's environment, ISSUER included: the logout tokens it queues are the server's to send.
+    const env = { ...process.env, DATABASE_URL: inject('databaseUrl'), ISSUER: server.issuer, LOG_LEVEL: 'warn' };
     const idp = async (...args: string[]) => JSON.parse((await run('node', ['dist/cli/index.js', ...args, '--json'], { env })).stdout);
 
     const account = await createTestAccount(server.db);
