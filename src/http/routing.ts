@@ -76,7 +76,7 @@ export function exactPaths(routes: ProviderRoutes) {
 
 /**
  * The machine-facing endpoints services call (discovery, JWKS, token, userinfo,
- * introspection, revocation, device authorization, PAR, registration): JSON in and out, no
+ * introspection, revocation, PAR, registration): JSON in and out, no
  * page of ours. They skip the page routers, whose every layer would otherwise be matched
  * against each token request.
  */
@@ -89,7 +89,8 @@ export function protocolPaths(routes: ProviderRoutes): ReadonlySet<string> {
     routes.userinfo,
     routes.introspection,
     routes.revocation,
-    routes.device_authorization,
+    // Not device_authorization: /device/auth also matches the page-facing /device/:uid, whose
+    // GET the pages lane's device form must see (fuzz.test.ts found the 500 it would be).
     routes.pushed_authorization_request,
     routes.backchannel_authentication,
     routes.registration,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { NotifiedCache, type ChangeNotices } from '../db/change-notices.js';
-import { batchedPayloadReads } from './batched-reads.js';
+import { sameTurnBatch } from '../db/same-turn-batch.js';
 import { unchangedSessions } from './unchanged-sessions.js';
 import type { Database } from '../db/index.js';
 import { hashClientSecret, isHashedClientSecret } from '../security/client-secrets.js';
@@ -91,11 +91,33 @@ function restore(model: string, id: string, stored: Payload, sealer: Sealer): Pa
 
 const DEVICE_CODE_GRACE_SECONDS = 600;
 
+/** An oidc_payloads row as read: the payload, and when it was consumed. */
+type PayloadRow = { payload: Payload; consumed: number | null };
+
 export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices?: ChangeNotices) {
   // Client metadata is read on every token, userinfo and introspection request: a serving
   // instance keeps it while Postgres's change notices are live, so any change applies at once.
   const clientCache = changeNotices ? new NotifiedCache<AdapterPayload>(changeNotices, 'clients') : undefined;
-  const readPayload = batchedPayloadReads(db);
+  // Token reads of one event-loop turn (introspection's three kinds, concurrent requests) as one statement.
+  const readPayload = sameTurnBatch<{ model: string; id: string }, PayloadRow>({
+    one: async ({ model, id }) =>
+      (
+        await db.query<PayloadRow>(
+          `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+           WHERE model = $1 AND id = $2 AND (expires_at IS NULL OR expires_at > now())`,
+          [model, id],
+        )
+      ).rows[0],
+    many: async (keys) => {
+      const { rows } = await db.query<PayloadRow & { model: string; id: string }>(
+        `SELECT model, id, payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+         WHERE (model, id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND (expires_at IS NULL OR expires_at > now())`,
+        [keys.map((key) => key.model), keys.map((key) => key.id)],
+      );
+      return new Map(rows.map((row) => [`${row.model}\0${row.id}`, row]));
+    },
+    idOf: ({ model, id }) => `${model}\0${id}`,
+  });
   const sessions = unchangedSessions();
   const readClient = async (id: string) =>
     (await db.query<{ metadata: AdapterPayload }>('SELECT metadata FROM clients WHERE id = $1', [id])).rows[0]?.metadata;
@@ -158,7 +180,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       }
       const key = storedId(this.model, id);
       if (!storable(key)) return undefined;
-      const row = await readPayload(this.model, key);
+      const row = await readPayload({ model: this.model, id: key });
       if (!row) return undefined;
       if (this.model === 'Session') sessions.read(key, row.payload);
       const stored = (row.consumed === null ? row.payload : { ...row.payload, consumed: Number(row.consumed) }) as Payload;
