@@ -54,11 +54,10 @@ export function publicMetricsRoute(config: Config): Router {
 
 /**
  * The metrics listener of its own (METRICS_PORT, on METRICS_HOST: loopback unless set), for
- * a scraper beside the process. Serves GET /metrics and nothing else.
- */
-/**
- * The metrics listener (METRICS_PORT): this process's registry, or, in the primary of a
- * cluster (WEB_CONCURRENCY > 1), an aggregator that asks every worker for theirs.
+ * a scraper beside the process. Serves GET /metrics and nothing else: this process's registry,
+ * or, in the primary of a cluster (WEB_CONCURRENCY > 1), an aggregator that asks every worker
+ * for theirs. A worker too busy to answer in time makes one scrape fail with 503 (the scraper
+ * tries again at its next interval), not the process.
  */
 export async function startMetricsServer(
   config: Config,
@@ -75,7 +74,7 @@ export async function startMetricsServer(
       .then((text) => res.writeHead(200, { 'content-type': registry.contentType, 'cache-control': 'no-store' }).end(text))
       .catch((error: unknown) => {
         logger.error({ err: error }, 'metrics could not be collected');
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n');
+        res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('metrics unavailable\n');
       });
   });
   await new Promise<void>((resolve) => server.listen(config.metrics.port, config.metrics.host, resolve));

@@ -45,6 +45,11 @@ export function totpCode(secret: string, steps = 0): string {
   return TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: Date.now() + steps * 30_000 });
 }
 
+/** The code of one time step (a 30-second period counted from the epoch), whatever the time now. */
+export function totpCodeOfStep(secret: string, step: number): string {
+  return TOTP.generate({ secret: Secret.fromBase32(secret), timestamp: step * 30_000 });
+}
+
 /** The codes of #recovery-codes, one per <li>. */
 export function recoveryCodesIn(html: string): string[] {
   const list = /<ul id="recovery-codes"[^>]*>([\s\S]*?)<\/ul>/.exec(html);

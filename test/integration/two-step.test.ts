@@ -13,6 +13,7 @@ import {
   signInAtService,
   submit,
   totpCode,
+  totpCodeOfStep,
   totpSecretIn,
   unescapeHtml,
 } from '../helpers/strong-sign-in.js';
@@ -119,9 +120,13 @@ describe('an authenticator app', () => {
     expect(claims.amr).toEqual(['pwd', 'otp', 'mfa']);
     expect(claims.acr).toBe(acrLevels.twoFactors);
 
-    // The code just used is refused in the next sign-in: a replay.
+    // The code just used is refused in the next sign-in: a replay. It is the code of the step
+    // recorded as used, so a 30-second boundary passing meanwhile cannot make it a fresh code.
+    const { rows } = await server.db.query<{ last_used_step: string }>('SELECT last_used_step FROM totp_factors WHERE account_id = $1', [
+      account.id,
+    ]);
     const replay = await atSecondStep(account, registered);
-    const replayed = await replay.answer({ code: totpCode(secret) });
+    const replayed = await replay.answer({ code: totpCodeOfStep(secret, Number(rows[0]!.last_used_step)) });
     expect(replayed.status).toBe(401);
     expect(replayed.body).toContain(t('secondStep.error.code'));
     // Two steps ahead is beyond the drift allowed; one step ahead (a fast clock) is not.
