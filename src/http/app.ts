@@ -4,7 +4,6 @@ import { dirname, join } from 'node:path';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import Router from '@koa/router';
-import helmet from 'koa-helmet';
 import mount from 'koa-mount';
 import type Provider from 'oidc-provider';
 import { isSecureIssuer, type Config } from '../config.js';
@@ -40,33 +39,9 @@ import { providerPages } from './pages.js';
 import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging, requestTracing } from './request-log.js';
 import { exactPaths, protocolPaths, providerPathTemplates, routerOptions, splitLanes } from './routing.js';
+import { pageSecurityHeaders, protocolSecurityHeaders } from './security-headers.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
-
-function securityHeaders(config: Config) {
-  const secure = isSecureIssuer(config);
-  return helmet({
-    contentSecurityPolicy: {
-      useDefaults: false,
-      directives: {
-        'default-src': ["'self'"],
-        // oidc-provider adds the hash of its form_post auto-submit script to script-src.
-        'script-src': ["'self'"],
-        'style-src': ["'self'"],
-        'img-src': ["'self'", 'data:'],
-        'object-src': ["'none'"],
-        'base-uri': ["'none'"],
-        'frame-ancestors': ["'none'"],
-        // No form-action: browsers apply it to the redirect back to the service after a form post.
-        ...(secure ? { 'upgrade-insecure-requests': [] } : {}),
-      },
-    },
-    strictTransportSecurity: secure ? { maxAge: 31536000, includeSubDomains: true } : false,
-    referrerPolicy: { policy: 'no-referrer' },
-    crossOriginEmbedderPolicy: false,
-    xFrameOptions: { action: 'deny' },
-  });
-}
 
 /**
  * The static files of the pages: the stylesheet, SimpleWebAuthn's browser bundle (as
@@ -178,9 +153,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   if (config.telemetry.endpoint) app.use(requestTracing());
   app.use(requestLogging(logger));
   app.use(answerAsTheIssuer(config));
-  app.use(pageContext(config));
   app.use(errorBoundary(logger));
-  app.use(securityHeaders(config));
 
   const health = healthRoutes(db);
   const styles = staticRoutes();
@@ -202,9 +175,11 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const provided = mount(provider);
   const throttleTokenRequests = tokenEndpointThrottle(throttle, providerRoutes);
   // Services' machine-to-machine calls: only what they need on the way to the provider.
-  const protocolLane = compose<Koa.Context>([cacheProtocolMetadata(), throttleTokenRequests, provided]);
+  const protocolLane = compose<Koa.Context>([protocolSecurityHeaders(config), cacheProtocolMetadata(), throttleTokenRequests, provided]);
   // People's browsers: our pages, then the provider's browser endpoints (authorize, logout, device).
   const pageLane = compose<Koa.Context>([
+    pageContext(config),
+    pageSecurityHeaders(config),
     health.routes(),
     publicMetrics.routes(),
     styles.routes(),

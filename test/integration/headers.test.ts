@@ -21,11 +21,15 @@ const PAGES = [
   'healthz',
   'readyz',
   'discovery',
+  'jwks',
+  'token error',
 ] as const;
 type PageName = (typeof PAGES)[number];
 /** Pages that show personal data or carry one-time form tokens: never cached. */
 const PERSONAL: PageName[] = ['login', 'register', 'consent', 'logout confirmation', 'logged out', 'error'];
 const HTML: PageName[] = ['login', 'register', 'consent', 'logout confirmation', 'logged out', 'error', 'not found'];
+/** The services' JSON endpoints: no page, so a policy that allows nothing at all. */
+const PROTOCOL: PageName[] = ['discovery', 'jwks', 'token error'];
 
 const REDIRECT_URI = 'http://127.0.0.1:9800/cb';
 
@@ -80,6 +84,8 @@ async function visitEveryPage(server: TestServer, issuer: string, agent: Recordi
   const healthz = await agent.request(`${issuer}/healthz`);
   const readyz = await agent.request(`${issuer}/readyz`);
   const discovery = await agent.request(`${issuer}/.well-known/openid-configuration`);
+  const jwks = await agent.request(`${issuer}/jwks`);
+  const tokenError = await agent.request(`${issuer}/token`, { form: { grant_type: 'client_credentials' } });
 
   const pages: Record<PageName, PageResponse> = {
     login,
@@ -92,6 +98,8 @@ async function visitEveryPage(server: TestServer, issuer: string, agent: Recordi
     healthz,
     readyz,
     discovery,
+    jwks,
+    'token error': tokenError,
   };
   // Each page is the page it claims to be.
   expect(login.status).toBe(200);
@@ -106,6 +114,8 @@ async function visitEveryPage(server: TestServer, issuer: string, agent: Recordi
   expect(healthz.status).toBe(200);
   expect(readyz.status).toBe(200);
   expect(discovery.status).toBe(200);
+  expect(jwks.status).toBe(200);
+  expect(tokenError.status).toBe(400);
   for (const name of HTML) expect(pages[name].headers.get('content-type'), name).toContain('text/html');
   return { pages, responses: [...agent.responses] };
 }
@@ -154,6 +164,10 @@ describe('security headers and cookie flags under an http issuer', () => {
     const csp = walk.pages[name].headers.get('content-security-policy')!;
     expect(csp).toMatch(/script-src 'self'/);
     expect(csp).toMatch(/default-src 'self'/);
+  });
+
+  it.each(PROTOCOL)("the %s answer's policy allows no resource at all (default-src 'none')", (name) => {
+    expect(walk.pages[name].headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
   });
 
   it.each(PERSONAL)('the %s page is not cached (Cache-Control: no-store)', (name) => {
