@@ -64,6 +64,8 @@ export interface ServerProcess {
   issuer: string;
   pid: number;
   stop(): Promise<void>;
+  /** kill -9: the process dies mid-request, as in a crash or an OOM kill. */
+  crash(): Promise<void>;
 }
 
 async function waitUntilReady(origin: string, child: ChildProcess, name: string): Promise<void> {
@@ -117,8 +119,14 @@ async function startChild(
     origin,
     issuer: env['ISSUER'] ?? origin,
     pid: child.pid!,
+    async crash() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    },
     async stop() {
-      if (child.exitCode !== null) return;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((resolve) => child.once('exit', resolve));
       child.kill('SIGTERM');
       await Promise.race([exited, sleep(15_000)]);
