@@ -35,6 +35,14 @@ const scope = 'openid profile email offline_access';
 const log = (message: string) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${message}\n`);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** An error as one line: an error page's text without its markup. */
+const readable = (error: unknown) =>
+  (error instanceof Error ? error.message : String(error))
+    .replace(/<(style|script)[^>]*>[\s\S]*?<\/\1>/g, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/\s+/g, ' ')
+    .slice(0, 300);
+
 /** One browser and the relying party's tokens for it; owned by one worker, so never used concurrently. */
 interface Person {
   account: FixtureAccount;
@@ -160,7 +168,7 @@ async function main(): Promise<void> {
             }
           }
           minute.errors += 1;
-          minute.firstError ??= `${operation}: ${failure instanceof Error ? failure.message : String(failure)}`;
+          minute.firstError ??= `${operation}: ${readable(failure)}`;
         }
       }
     };
@@ -246,7 +254,7 @@ async function main(): Promise<void> {
         try {
           await run(check, survivor, person, fixtures);
         } catch (error) {
-          failures.push(`${person.account.email} ${check}: ${error instanceof Error ? error.message : String(error)}`);
+          failures.push(`${person.account.email} ${check}: ${readable(error)}`);
         }
       }
     }

@@ -91,7 +91,7 @@ export function basicAuth(id: string, secret: string): Record<string, string> {
 
 export class UnexpectedReply extends Error {
   constructor(step: string, reply: Reply) {
-    super(`${step}: HTTP ${reply.status} ${reply.location ?? ''} ${reply.body.slice(0, 200)}`);
+    super(`${step}: HTTP ${reply.status} ${reply.location ?? ''} ${reply.body.slice(0, 2000)}`);
   }
 }
 
