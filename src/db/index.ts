@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -119,7 +120,33 @@ function describeUrl(url: string): string {
   return `${parsed.protocol}//${parsed.username ? `${parsed.username}@` : ''}${parsed.host}${parsed.pathname}`;
 }
 
-export function createPostgresDatabase(url: string, options: { poolMax: number; logger: Logger; onClose?: () => Promise<void> }): Database {
+/**
+ * Names for statements, so each connection parses and plans a statement once and then only
+ * binds and executes it. Bounded: SQL built at run time beyond the first 500 distinct texts
+ * goes unnamed rather than growing every backend's statement cache.
+ */
+function statementNamer(): (text: string) => string | undefined {
+  const names = new Map<string, string>();
+  return (text) => {
+    let name = names.get(text);
+    if (name === undefined && names.size < 500) {
+      name = `idp_${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
+}
+
+export function createPostgresDatabase(
+  url: string,
+  options: {
+    poolMax: number;
+    logger: Logger;
+    onClose?: () => Promise<void>;
+    /** Off for the embedded database: its connections share one session, where a name prepared by one clashes with another's. */
+    preparedStatements?: boolean;
+  },
+): Database {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolMax,
@@ -130,13 +157,19 @@ export function createPostgresDatabase(url: string, options: { poolMax: number; 
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (error) => options.logger.warn({ err: error.message }, 'idle database connection lost'));
   timePoolQueries(pool);
+  const nameOf = options.preparedStatements === false ? () => undefined : statementNamer();
+  // Only parameterised statements: a script of several commands (a migration) cannot be prepared.
+  const statement = (text: string, values: readonly unknown[] | undefined) => {
+    const name = values === undefined ? undefined : nameOf(text);
+    return name === undefined ? { text, values: values as unknown[] | undefined } : { name, text, values: values as unknown[] | undefined };
+  };
 
   return {
     pool,
     description: describeUrl(url),
     async query(text, values) {
       try {
-        return await pool.query(text, values as unknown[] | undefined);
+        return await pool.query(statement(text, values));
       } catch (error) {
         translateError(error);
       }
@@ -151,7 +184,7 @@ export function createPostgresDatabase(url: string, options: { poolMax: number; 
       let broken = false;
       try {
         await timed('BEGIN', () => client.query('BEGIN'));
-        const result = await work({ query: (text, values) => timed(text, () => client.query(text, values as unknown[] | undefined)) });
+        const result = await work({ query: (text, values) => timed(text, () => client.query(statement(text, values))) });
         await timed('COMMIT', () => client.query('COMMIT'));
         return result;
       } catch (error) {
@@ -191,5 +224,6 @@ export async function openDatabase(config: Config, logger: Logger): Promise<Data
     poolMax: Math.min(config.databasePoolMax, 8),
     logger,
     onClose: embedded.close,
+    preparedStatements: false,
   });
 }

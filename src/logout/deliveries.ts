@@ -32,6 +32,9 @@ interface DeliveryRow {
   [key: string]: unknown;
 }
 
+/** The columns toDelivery reads, named: a prepared statement's result shape must not change with a migration. */
+const deliveryColumns = 'id, client_id, account_id, sid, reason, status, attempts, next_attempt_at, last_error, created_at, finished_at';
+
 const toDelivery = (row: DeliveryRow): LogoutDelivery => ({
   id: String(row.id),
   clientId: row.client_id,
@@ -81,7 +84,7 @@ export async function claimDueDeliveries(db: Queryable, issuer: string, limit: n
          AND (issuer IS NULL OR issuer = $3)
        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED
      )
-     RETURNING *`,
+     RETURNING ${deliveryColumns}`,
     [limit, leaseSeconds, issuer],
   );
   return rows.map(toDelivery);
@@ -131,7 +134,7 @@ export async function listLogoutDeliveries(
   query: { since: Date; status?: DeliveryStatus; clientId?: string; limit: number },
 ): Promise<LogoutDelivery[]> {
   const { rows } = await db.query<DeliveryRow>(
-    `SELECT * FROM logout_deliveries
+    `SELECT ${deliveryColumns} FROM logout_deliveries
      WHERE created_at >= $1 AND ($2::text IS NULL OR status = $2) AND ($3::text IS NULL OR client_id = $3)
      ORDER BY created_at DESC, id DESC LIMIT $4`,
     [query.since, query.status ?? null, query.clientId ?? null, query.limit],

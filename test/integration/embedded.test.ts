@@ -35,7 +35,7 @@ const accountIds: string[] = [];
 beforeAll(async () => {
   dataDir = await mkdtemp(join(tmpdir(), 'idp-embedded-test-'));
   embedded = await openEmbeddedPostgres(dataDir, logger);
-  db = createPostgresDatabase(embedded.url, { poolMax: 8, logger, onClose: embedded.close });
+  db = createPostgresDatabase(embedded.url, { poolMax: 8, logger, onClose: embedded.close, preparedStatements: false });
 });
 
 afterAll(async () => {
@@ -126,7 +126,7 @@ describe('embedded Postgres (PGlite served on loopback)', () => {
       import { createLogger } from ${dist('logger')};
       const logger = createLogger({ logLevel: 'silent' });
       const embedded = await openEmbeddedPostgres(process.env.IDP_TEST_EMBEDDED_DIR, logger);
-      const db = createPostgresDatabase(embedded.url, { poolMax: 1, logger, onClose: embedded.close });
+      const db = createPostgresDatabase(embedded.url, { poolMax: 1, logger, onClose: embedded.close, preparedStatements: false });
       const { rows } = await db.query('SELECT count(*)::int AS n FROM accounts');
       await db.close();
       process.stdout.write(JSON.stringify({ url: embedded.url, count: rows[0].n }));
@@ -216,7 +216,7 @@ describe('embedded Postgres (PGlite served on loopback)', () => {
     await writeFile(join(dataDir, 'server.json'), JSON.stringify({ pid: deadPid, port: 1 }));
 
     const reopened = await openEmbeddedPostgres(dataDir, logger);
-    const again = createPostgresDatabase(reopened.url, { poolMax: 2, logger, onClose: reopened.close });
+    const again = createPostgresDatabase(reopened.url, { poolMax: 2, logger, onClose: reopened.close, preparedStatements: false });
     try {
       expect(await readServerState()).toMatchObject({ pid: process.pid });
       expect((await readFile(join(dataDir, 'owner.lock'), 'utf8')).trim()).toBe(String(process.pid));
