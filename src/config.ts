@@ -81,6 +81,8 @@ const environmentSchema = z.object({
     .optional(),
   DATABASE_URL: postgresUrl.optional(),
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  // Off behind a pooler that cannot carry them (PgBouncer in transaction mode before 1.21).
+  DATABASE_PREPARED_STATEMENTS: booleanFromEnv.default(true),
   EMBEDDED_DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // auto: readable lines in a terminal, JSON lines otherwise (containers, files, log shippers).
@@ -187,6 +189,8 @@ export type Config = Readonly<{
   issuer: string;
   databaseUrl: string | undefined;
   databasePoolMax: number;
+  /** Parameterised statements as named prepared statements (DATABASE_URL only; never for the embedded database). */
+  databasePreparedStatements: boolean;
   embeddedDataDir: string;
   logLevel: z.infer<typeof environmentSchema>['LOG_LEVEL'];
   logFormat: z.infer<typeof environmentSchema>['LOG_FORMAT'];
@@ -302,6 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     issuer,
     databaseUrl: e.DATABASE_URL,
     databasePoolMax: e.DATABASE_POOL_MAX,
+    databasePreparedStatements: e.DATABASE_PREPARED_STATEMENTS,
     embeddedDataDir: e.EMBEDDED_DATA_DIR,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,

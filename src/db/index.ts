@@ -217,7 +217,11 @@ export function createPostgresDatabase(
  */
 export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
   if (config.databaseUrl) {
-    return createPostgresDatabase(config.databaseUrl, { poolMax: config.databasePoolMax, logger });
+    return createPostgresDatabase(config.databaseUrl, {
+      poolMax: config.databasePoolMax,
+      logger,
+      preparedStatements: config.databasePreparedStatements,
+    });
   }
   const embedded: EmbeddedPostgres = await openEmbeddedPostgres(config.embeddedDataDir, logger);
   return createPostgresDatabase(embedded.url, {

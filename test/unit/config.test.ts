@@ -24,6 +24,7 @@ describe('loadConfig defaults', () => {
       issuer: 'http://localhost:3000',
       databaseUrl: undefined,
       databasePoolMax: 10,
+      databasePreparedStatements: true,
       embeddedDataDir: './data',
       logLevel: 'info',
       trustProxy: false,
@@ -46,6 +47,10 @@ describe('loadConfig defaults', () => {
       deviceCode: 600,
     });
     expect(isSecureIssuer(config)).toBe(false);
+  });
+
+  it('turns prepared statements off with DATABASE_PREPARED_STATEMENTS=false', () => {
+    expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' })).toMatchObject({ databasePreparedStatements: false });
   });
 
   it('derives the default issuer from PORT', () => {
