@@ -12,7 +12,15 @@ import type { SelfServiceDeps } from '../self-service.js';
 import { signedIn } from './session.js';
 import { doneRedirect, renderAccountPage } from './view.js';
 
-const revokeForm = z.object({ clientId: z.string().min(1).max(200), _csrf: z.string().max(200).optional() });
+// A client_id is visible ASCII (RFC 6749 appendix A.1): anything else, a NUL above all, names no service.
+const revokeForm = z.object({
+  clientId: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[\x20-\x7e]+$/),
+  _csrf: z.string().max(200).optional(),
+});
 const withdrawForm = revokeForm.extend({ scope: z.string().min(1).max(100) });
 
 const claimLabel = (claim: string): PlainKey | undefined =>
