@@ -31,7 +31,9 @@ async function tokenReadsDuring(work: () => Promise<unknown>): Promise<number> {
   const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
   let reads = 0;
   (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    if (/^\s*SELECT [\s\S]*FROM oidc_payloads/.test(String(args[0]))) reads += 1;
+    // A statement comes as its text, or (prepared) as { name, text, values }.
+    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+    if (/^\s*SELECT [\s\S]*FROM oidc_payloads/.test(String(text))) reads += 1;
     return query(...args);
   };
   try {
