@@ -153,6 +153,8 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   if (config.telemetry.endpoint) app.use(requestTracing());
   app.use(requestLogging(logger));
   app.use(answerAsTheIssuer(config));
+  // Every answer, errors included, carries the strict set; the pages lane replaces it with the pages' policy.
+  app.use(protocolSecurityHeaders(config));
   app.use(errorBoundary(logger));
 
   const health = healthRoutes(db);
@@ -175,7 +177,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const provided = mount(provider);
   const throttleTokenRequests = tokenEndpointThrottle(throttle, providerRoutes);
   // Services' machine-to-machine calls: only what they need on the way to the provider.
-  const protocolLane = compose<Koa.Context>([protocolSecurityHeaders(config), cacheProtocolMetadata(), throttleTokenRequests, provided]);
+  const protocolLane = compose<Koa.Context>([cacheProtocolMetadata(), throttleTokenRequests, provided]);
   // People's browsers: our pages, then the provider's browser endpoints (authorize, logout, device).
   const pageLane = compose<Koa.Context>([
     pageContext(config),

@@ -29,9 +29,10 @@ export function pageSecurityHeaders(config: Config) {
 }
 
 /**
- * The headers of the services' JSON endpoints (OWASP REST Security): nothing there is a page,
- * so the policy forbids every resource and every frame. Built once; a request sets a few
- * fixed headers instead of running helmet's dozen middlewares.
+ * The strict set every answer starts with, and all a services' JSON endpoint needs (OWASP
+ * REST Security): the policy forbids every resource and every frame. Built once; a request
+ * sets a few fixed headers instead of running helmet's dozen middlewares. Pages replace it
+ * with pageSecurityHeaders.
  */
 export function protocolSecurityHeaders(config: Config) {
   const headers: [string, string][] = [

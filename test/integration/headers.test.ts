@@ -23,13 +23,14 @@ const PAGES = [
   'discovery',
   'jwks',
   'token error',
+  'route variant',
 ] as const;
 type PageName = (typeof PAGES)[number];
 /** Pages that show personal data or carry one-time form tokens: never cached. */
 const PERSONAL: PageName[] = ['login', 'register', 'consent', 'logout confirmation', 'logged out', 'error'];
 const HTML: PageName[] = ['login', 'register', 'consent', 'logout confirmation', 'logged out', 'error', 'not found'];
 /** The services' JSON endpoints: no page, so a policy that allows nothing at all. */
-const PROTOCOL: PageName[] = ['discovery', 'jwks', 'token error'];
+const PROTOCOL: PageName[] = ['discovery', 'jwks', 'token error', 'route variant'];
 
 const REDIRECT_URI = 'http://127.0.0.1:9800/cb';
 
@@ -86,6 +87,8 @@ async function visitEveryPage(server: TestServer, issuer: string, agent: Recordi
   const discovery = await agent.request(`${issuer}/.well-known/openid-configuration`);
   const jwks = await agent.request(`${issuer}/jwks`);
   const tokenError = await agent.request(`${issuer}/token`, { form: { grant_type: 'client_credentials' } });
+  // Refused before either lane (a provider path spelt differently): still the strict set.
+  const routeVariant = await agent.request(`${issuer}/Token`, { form: { grant_type: 'client_credentials' } });
 
   const pages: Record<PageName, PageResponse> = {
     login,
@@ -100,6 +103,7 @@ async function visitEveryPage(server: TestServer, issuer: string, agent: Recordi
     discovery,
     jwks,
     'token error': tokenError,
+    'route variant': routeVariant,
   };
   // Each page is the page it claims to be.
   expect(login.status).toBe(200);
@@ -116,6 +120,7 @@ async function visitEveryPage(server: TestServer, issuer: string, agent: Recordi
   expect(discovery.status).toBe(200);
   expect(jwks.status).toBe(200);
   expect(tokenError.status).toBe(400);
+  expect(routeVariant.status).toBe(404);
   for (const name of HTML) expect(pages[name].headers.get('content-type'), name).toContain('text/html');
   return { pages, responses: [...agent.responses] };
 }
