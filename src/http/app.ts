@@ -39,7 +39,7 @@ import { providerPages } from './pages.js';
 import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging, requestTracing } from './request-log.js';
 import { exactPaths, protocolPaths, providerPathTemplates, routerOptions, splitLanes } from './routing.js';
-import { pageSecurityHeaders, protocolSecurityHeaders } from './security-headers.js';
+import { baselineSecurityHeaders, pageSecurityHeaders } from './security-headers.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
 
@@ -154,7 +154,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(requestLogging(logger));
   app.use(answerAsTheIssuer(config));
   // Every answer, errors included, carries the strict set; the pages lane replaces it with the pages' policy.
-  app.use(protocolSecurityHeaders(config));
+  app.use(baselineSecurityHeaders(config));
   app.use(errorBoundary(logger));
 
   const health = healthRoutes(db);
