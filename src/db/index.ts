@@ -10,8 +10,17 @@ import { openEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
 export type Row = Record<string, unknown>;
 
 /** Anything SQL can be sent to: the pool, or one connection inside a transaction. */
+export interface QueryOptions {
+  /**
+   * false: planned at every execution, never prepared. For a statement whose best plan depends
+   * on its arguments (how many keys an array brings) and on the table's size: a plan made once,
+   * while the table was small, would scan the whole table for as long as the connection lives.
+   */
+  prepare?: boolean;
+}
+
 export interface Queryable {
-  query<R extends Row = Row>(text: string, values?: readonly unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends Row = Row>(text: string, values?: readonly unknown[], options?: QueryOptions): Promise<pg.QueryResult<R>>;
 }
 
 export interface Database extends Queryable {
@@ -159,17 +168,17 @@ export function createPostgresDatabase(
   timePoolQueries(pool);
   const nameOf = options.preparedStatements === false ? () => undefined : statementNamer();
   // Only parameterised statements: a script of several commands (a migration) cannot be prepared.
-  const statement = (text: string, values: readonly unknown[] | undefined) => {
-    const name = values === undefined ? undefined : nameOf(text);
+  const statement = (text: string, values: readonly unknown[] | undefined, options: QueryOptions | undefined) => {
+    const name = values === undefined || options?.prepare === false ? undefined : nameOf(text);
     return name === undefined ? { text, values: values as unknown[] | undefined } : { name, text, values: values as unknown[] | undefined };
   };
 
   return {
     pool,
     description: describeUrl(url),
-    async query(text, values) {
+    async query(text, values, options) {
       try {
-        return await pool.query(statement(text, values));
+        return await pool.query(statement(text, values, options));
       } catch (error) {
         translateError(error);
       }
@@ -184,7 +193,9 @@ export function createPostgresDatabase(
       let broken = false;
       try {
         await timed('BEGIN', () => client.query('BEGIN'));
-        const result = await work({ query: (text, values) => timed(text, () => client.query(statement(text, values))) });
+        const result = await work({
+          query: (text, values, options) => timed(text, () => client.query(statement(text, values, options))),
+        });
         await timed('COMMIT', () => client.query('COMMIT'));
         return result;
       } catch (error) {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPostgresDatabase, type Database } from '../../src/db/index.js';
 import { createLogger } from '../../src/logger.js';
+import { createAdapterFactory } from '../../src/oidc/adapter.js';
+import { createScratchDatabase, type ScratchDatabase } from '../helpers/scratch-database.js';
 
 /*
  * Parameterised statements are sent as named prepared statements (parsed and planned once per
@@ -42,5 +44,64 @@ describe('prepared statements', () => {
   it('prepares nothing when turned off (the embedded database, whose connections share one session)', async () => {
     await unprepared.query('SELECT $1::int AS n', [1]);
     expect(await preparedInSession(unprepared)).toEqual([]);
+  });
+});
+
+/*
+ * A statement prepared while a table was small keeps the plan made then (until an ANALYZE):
+ * for the adapter's batched token reads, a hash join over a scan of every row. They are planned
+ * at each execution instead, so a connection opened on a new deployment still uses the index
+ * once the table has grown.
+ */
+describe('batched token reads on a table that grew', () => {
+  const logger = createLogger({ logLevel: 'silent' });
+  let scratch: ScratchDatabase;
+  let db: Database;
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase('idp_plans');
+    db = createPostgresDatabase(scratch.url, { poolMax: 1, logger });
+  });
+  afterAll(async () => {
+    await db?.close();
+    await scratch?.drop();
+  });
+
+  /** Full scans of oidc_payloads made by `db`'s one connection during `work`. */
+  async function fullScansDuring(work: () => Promise<unknown>): Promise<number> {
+    const read = async () => {
+      await db.query('SELECT pg_stat_force_next_flush()');
+      await db.query('SELECT 1');
+      const { rows } = await scratch.db.query<{ n: string }>(
+        "SELECT seq_scan AS n FROM pg_stat_user_tables WHERE relname = 'oidc_payloads'",
+        undefined,
+      );
+      return Number(rows[0]!.n);
+    };
+    await scratch.db.query('SELECT pg_stat_clear_snapshot()');
+    const before = await read();
+    await work();
+    await scratch.db.query('SELECT pg_stat_clear_snapshot()');
+    return (await read()) - before;
+  }
+
+  it('use the index however small the table was when the connection first ran them', async () => {
+    const AccessToken = new (createAdapterFactory(db, { seal: () => null, open: () => undefined }))('AccessToken');
+    const tokens = ['a', 'b', 'c'];
+    for (const id of tokens) await AccessToken.upsert(id, { accountId: 'x', clientId: 'y' } as never, 3600);
+    // Ten batched reads on the small table: past the five after which Postgres settles on a generic plan.
+    for (let round = 0; round < 10; round += 1) {
+      expect((await Promise.all(tokens.map((id) => AccessToken.find(id)))).every(Boolean)).toBe(true);
+    }
+    await scratch.db.query(
+      `INSERT INTO oidc_payloads (model, id, payload, expires_at)
+       SELECT 'AccessToken', md5(g::text), '{}', now() + interval '1 hour' FROM generate_series(1, 20000) AS g`,
+    );
+    const scans = await fullScansDuring(async () => {
+      for (let round = 0; round < 5; round += 1) {
+        expect((await Promise.all(tokens.map((id) => AccessToken.find(id)))).every(Boolean)).toBe(true);
+      }
+    });
+    expect(scans).toBe(0);
   });
 });
