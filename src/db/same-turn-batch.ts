@@ -39,3 +39,40 @@ export function sameTurnBatch<K, V>(options: {
       waiting.push({ key, resolve, reject });
     });
 }
+
+/**
+ * The writes asked for in one turn of the event loop, as one statement: `one` for a lone
+ * write, `many` for several with distinct keys (a multi-row statement, committed at once, so
+ * every caller still waits for its own row's commit). Writes of one key twice in a turn, or a
+ * batch whose statement fails, run one by one: each caller gets its own write's outcome.
+ */
+export function sameTurnWriteBatch<W>(options: {
+  one: (write: W) => Promise<void>;
+  many: (writes: W[]) => Promise<void>;
+  idOf: (write: W) => string;
+}): (write: W) => Promise<void> {
+  let waiting: Waiting<W, void>[] = [];
+
+  const alone = (write: Waiting<W, void>) => options.one(write.key).then(write.resolve, write.reject);
+
+  async function flush(): Promise<void> {
+    const batch = waiting;
+    waiting = [];
+    if (batch.length > 1 && new Set(batch.map((write) => options.idOf(write.key))).size === batch.length) {
+      try {
+        await options.many(batch.map((write) => write.key));
+        for (const write of batch) write.resolve(undefined);
+        return;
+      } catch {
+        // One bad row fails the statement: the rows are written alone below, each with its own outcome.
+      }
+    }
+    for (const write of batch) await alone(write);
+  }
+
+  return (write) =>
+    new Promise((resolve, reject) => {
+      if (waiting.length === 0) setImmediate(() => void flush());
+      waiting.push({ key: write, resolve, reject });
+    });
+}

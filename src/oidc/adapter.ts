@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { NotifiedCache, type ChangeNotices } from '../db/change-notices.js';
-import { sameTurnBatch } from '../db/same-turn-batch.js';
+import { sameTurnBatch, sameTurnWriteBatch } from '../db/same-turn-batch.js';
 import { unchangedSessions } from './unchanged-sessions.js';
 import type { Database } from '../db/index.js';
 import { hashClientSecret, isHashedClientSecret } from '../security/client-secrets.js';
@@ -91,6 +91,22 @@ function restore(model: string, id: string, stored: Payload, sealer: Sealer): Pa
 
 const DEVICE_CODE_GRACE_SECONDS = 600;
 
+/** An oidc_payloads row as written (`lifetime` in seconds from now, null: no expiry). */
+interface PayloadWrite {
+  model: string;
+  id: string;
+  payload: Payload;
+  grantId: string | null;
+  userCode: string | null;
+  uid: string | null;
+  accountId: string | null;
+  clientId: string | null;
+  lifetime: number | null;
+}
+
+const upsertAssignments = `payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, user_code = EXCLUDED.user_code,
+  uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at`;
+
 /** An oidc_payloads row as read: the payload, and when it was consumed. */
 type PayloadRow = { payload: Payload; consumed: number | null };
 
@@ -113,10 +129,68 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
         `SELECT model, id, payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
          WHERE (model, id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND (expires_at IS NULL OR expires_at > now())`,
         [keys.map((key) => key.model), keys.map((key) => key.id)],
+        // Prepared, its plan was made once for a small table: a hash join over a scan of every row.
+        { prepare: false },
       );
       return new Map(rows.map((row) => [`${row.model}\0${row.id}`, row]));
     },
     idOf: ({ model, id }) => `${model}\0${id}`,
+  });
+  // A token's session, looked up by its uid on every token, userinfo and introspection request: batched likewise.
+  const readPayloadByUid = sameTurnBatch<{ model: string; uid: string }, PayloadRow>({
+    one: async ({ model, uid }) =>
+      (
+        await db.query<PayloadRow>(
+          `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+           WHERE model = $1 AND uid = $2 AND (expires_at IS NULL OR expires_at > now())`,
+          [model, uid],
+        )
+      ).rows[0],
+    many: async (keys) => {
+      const { rows } = await db.query<PayloadRow & { model: string; uid: string }>(
+        `SELECT model, uid, payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+         WHERE uid IS NOT NULL AND (model, uid) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+           AND (expires_at IS NULL OR expires_at > now())`,
+        [keys.map((key) => key.model), keys.map((key) => key.uid)],
+        { prepare: false },
+      );
+      return new Map(rows.map((row) => [`${row.model}\0${row.uid}`, row]));
+    },
+    idOf: ({ model, uid }) => `${model}\0${uid}`,
+  });
+  // Token writes of one event-loop turn (concurrent requests' codes, access and refresh tokens) as one statement.
+  const writePayload = sameTurnWriteBatch<PayloadWrite>({
+    one: async (row) => {
+      await db.query(
+        `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, client_id, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9::int IS NULL THEN NULL ELSE now() + make_interval(secs => $9::int) END)
+         ON CONFLICT (model, id) DO UPDATE SET ${upsertAssignments}`,
+        [row.model, row.id, row.payload, row.grantId, row.userCode, row.uid, row.accountId, row.clientId, row.lifetime],
+      );
+    },
+    many: async (rows) => {
+      const column = <K extends keyof PayloadWrite>(name: K) => rows.map((row) => row[name]);
+      await db.query(
+        `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, client_id, expires_at)
+         SELECT model, id, payload::jsonb, grant_id, user_code, uid, account_id, client_id,
+                CASE WHEN lifetime IS NULL THEN NULL ELSE now() + make_interval(secs => lifetime) END
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int[])
+           AS row (model, id, payload, grant_id, user_code, uid, account_id, client_id, lifetime)
+         ON CONFLICT (model, id) DO UPDATE SET ${upsertAssignments}`,
+        [
+          column('model'),
+          column('id'),
+          rows.map((row) => JSON.stringify(row.payload)),
+          column('grantId'),
+          column('userCode'),
+          column('uid'),
+          column('accountId'),
+          column('clientId'),
+          column('lifetime'),
+        ],
+      );
+    },
+    idOf: (row) => `${row.model}\0${row.id}`,
   });
   const sessions = unchangedSessions();
   const readClient = async (id: string) =>
@@ -152,25 +226,18 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
         if (sessions.wouldNotChange(key, stored)) return;
         sessions.written(key, stored);
       }
-      await db.query(
-        `INSERT INTO oidc_payloads (model, id, payload, grant_id, user_code, uid, account_id, client_id, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9::int IS NULL THEN NULL ELSE now() + make_interval(secs => $9::int) END)
-         ON CONFLICT (model, id) DO UPDATE SET
-           payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, user_code = EXCLUDED.user_code,
-           uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at`,
-        [
-          this.model,
-          key,
-          stored,
-          grantId,
-          full.userCode ? digestOf(full.userCode) : null,
-          // A session's uid is its public handle (support tools, sessionUid in tokens), not its cookie.
-          full.uid ?? null,
-          accountOf(this.model, full),
-          full.clientId ?? null,
-          lifetime,
-        ],
-      );
+      await writePayload({
+        model: this.model,
+        id: key,
+        payload: stored,
+        grantId,
+        userCode: full.userCode ? digestOf(full.userCode) : null,
+        // A session's uid is its public handle (support tools, sessionUid in tokens), not its cookie.
+        uid: full.uid ?? null,
+        accountId: accountOf(this.model, full),
+        clientId: full.clientId ?? null,
+        lifetime,
+      });
     }
 
     async find(id: string): Promise<AdapterPayload | undefined> {
@@ -189,8 +256,11 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
 
     async findByUid(uid: string): Promise<AdapterPayload | undefined> {
       // Sessions only; their id (the cookie) cannot be recovered from the row, nor is it needed
-      // by the callers (support tools ending a session by its handle).
-      return this.findWhere('uid = $2', uid);
+      // by the callers (every token request's session check, support tools ending a session by its handle).
+      if (!storable(uid)) return undefined;
+      const row = await readPayloadByUid({ model: this.model, uid });
+      if (!row) return undefined;
+      return row.consumed === null ? row.payload : { ...row.payload, consumed: Number(row.consumed) };
     }
 
     async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {

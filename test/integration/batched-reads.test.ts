@@ -1,12 +1,13 @@
 import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestClient } from '../helpers/fixtures.js';
+import { createAdapterFactory } from '../../src/oidc/adapter.js';
 import { discoverClient } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /*
- * Performance issue: the adapter's reads of tokens by (model, id) made in one turn of the
- * event loop go to Postgres as one statement (src/oidc/batched-reads.ts).
+ * Performance issue: the adapter's reads of tokens by (model, id), and its writes of tokens,
+ * made in one turn of the event loop go to Postgres as one statement (src/db/same-turn-batch.ts).
  */
 
 let server: TestServer;
@@ -25,15 +26,15 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** The token reads the server sends while `work` runs. */
-async function tokenReadsDuring(work: () => Promise<unknown>): Promise<number> {
+/** The token statements matching `pattern` the server sends while `work` runs. */
+async function statementsDuring(pattern: RegExp, work: () => Promise<unknown>): Promise<number> {
   const pool = server.db.pool;
   const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  let reads = 0;
+  let count = 0;
   (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
     // A statement comes as its text, or (prepared) as { name, text, values }.
     const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-    if (/^\s*SELECT [\s\S]*FROM oidc_payloads/.test(String(text))) reads += 1;
+    if (pattern.test(String(text))) count += 1;
     return query(...args);
   };
   try {
@@ -41,8 +42,11 @@ async function tokenReadsDuring(work: () => Promise<unknown>): Promise<number> {
   } finally {
     (pool as unknown as { query: unknown }).query = query;
   }
-  return reads;
+  return count;
 }
+
+const tokenReadsDuring = (work: () => Promise<unknown>) => statementsDuring(/^\s*SELECT [\s\S]*FROM oidc_payloads/, work);
+const tokenWritesDuring = (work: () => Promise<unknown>) => statementsDuring(/^\s*INSERT INTO oidc_payloads/, work);
 
 describe('token reads', () => {
   it('look a token up as its three possible kinds in one statement (introspection without a hint)', async () => {
@@ -67,5 +71,28 @@ describe('token reads', () => {
     expect(answers.map((answer) => answer.active)).toEqual([true, true, true, false, true, true, true, true, true, true, false]);
     // Eleven requests, one statement each at most when none shares; they do.
     expect(reads).toBeLessThan(11);
+  });
+});
+
+describe('token writes', () => {
+  it('made in one turn share a statement; each caller waits for its own row, and every row is stored', async () => {
+    const AccessToken = new (createAdapterFactory(server.db, { seal: () => null, open: () => undefined }))('AccessToken');
+    const ids = Array.from({ length: 8 }, (_, i) => `batched-write-${i}-${Date.now()}`);
+    const writes = await tokenWritesDuring(() =>
+      Promise.all(ids.map((id, i) => AccessToken.upsert(id, { accountId: `account-${i}`, clientId: 'batch' } as never, 60))),
+    );
+    expect(writes).toBe(1);
+    const found = await Promise.all(ids.map((id) => AccessToken.find(id)));
+    expect(found.map((payload) => payload?.accountId)).toEqual(ids.map((_, i) => `account-${i}`));
+  });
+
+  it('of one token twice in a turn are written one after the other, the last one kept', async () => {
+    const AccessToken = new (createAdapterFactory(server.db, { seal: () => null, open: () => undefined }))('AccessToken');
+    const id = `twice-${Date.now()}`;
+    await Promise.all([
+      AccessToken.upsert(id, { accountId: 'first', clientId: 'batch' } as never, 60),
+      AccessToken.upsert(id, { accountId: 'second', clientId: 'batch' } as never, 60),
+    ]);
+    expect((await AccessToken.find(id))?.accountId).toBe('second');
   });
 });
