@@ -101,7 +101,7 @@ const configuration: Configuration = {
     rpInitiatedLogout: { enabled: true },
   },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-  rotateRefreshToken: true,
+  // rotateRefreshToken: oidc-provider's default, as ours (public clients rotate, confidential ones keep theirs).
   async issueRefreshToken(_ctx, client) {
     return client.grantTypeAllowed('refresh_token');
   },

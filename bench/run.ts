@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { createPostgresDatabase } from '../src/db/index.js';
 import { createLogger } from '../src/logger.js';
-import { createFixtures, createStrongAccounts, type Fixtures, type StrongAccounts } from './lib/fixtures.js';
+import { createFixtures, createStrongAccounts, type FixtureClient, type Fixtures, type StrongAccounts } from './lib/fixtures.js';
 import { Secret, TOTP } from 'otpauth';
 import {
   authorize,
@@ -49,7 +49,10 @@ const ssoScope = 'openid profile email';
 
 interface Target extends Observed {
   name: 'ours' | 'reference';
+  /** Signed in at the confidential web client. */
   users: User[];
+  /** Signed in at the public app client (rotating refresh tokens). */
+  appUsers: User[];
   pools: Map<number, Http>;
 }
 
@@ -89,6 +92,15 @@ class AuthenticatorCodes {
 }
 const authenticatorCodes = new AuthenticatorCodes();
 
+async function refreshAs(http: Http, user: User, client: FixtureClient): Promise<void> {
+  try {
+    user.refreshToken = (await refresh(http, client, user.refreshToken)).refreshToken!;
+  } catch (error) {
+    user.refreshToken = (await ssoFlow(http, user.jar, client, ssoScope)).refreshToken!;
+    throw error;
+  }
+}
+
 const scenarios: Scenario[] = [
   { name: 'discovery', run: (_t, http) => getJson(http, '/.well-known/openid-configuration') },
   { name: 'jwks', run: (_t, http) => getJson(http, '/jwks') },
@@ -107,19 +119,10 @@ const scenarios: Scenario[] = [
       await authorize(http, new CookieJar(), fixtures.firstParty, fixtures.accounts[w]!, 'openid profile');
     },
   },
-  {
-    name: 'refresh_rotation',
-    minRatio: 0.8,
-    run: async (t, http, w) => {
-      const user = t.users[w]!;
-      try {
-        user.refreshToken = (await refresh(http, fixtures.web, user.refreshToken)).refreshToken!;
-      } catch (error) {
-        user.refreshToken = (await ssoFlow(http, user.jar, fixtures.web, ssoScope)).refreshToken!;
-        throw error;
-      }
-    },
-  },
+  // A confidential client's refresh: its refresh token is kept (bound to its secret).
+  { name: 'refresh', minRatio: 0.8, run: (t, http, w) => refreshAs(http, t.users[w]!, fixtures.web) },
+  // A public client's refresh: the refresh token rotates (one consumed, one inserted).
+  { name: 'refresh_rotation', minRatio: 0.8, run: (t, http, w) => refreshAs(http, t.appUsers[w]!, fixtures.app) },
   {
     name: 'totp_sign_in',
     oursOnly: true,
@@ -262,11 +265,13 @@ async function main(): Promise<void> {
     await admin.connect();
 
     const targets: Target[] = [
-      { name: 'ours', server: ours, postgres: { client: admin, database: database.name }, users: [], pools: new Map() },
-      { name: 'reference', server: reference, users: [], pools: new Map() },
+      { name: 'ours', server: ours, postgres: { client: admin, database: database.name }, users: [], appUsers: [], pools: new Map() },
+      { name: 'reference', server: reference, users: [], appUsers: [], pools: new Map() },
     ];
-    for (const target of targets)
+    for (const target of targets) {
       target.users = await prepareUsers(target.server.origin, fixtures.web, fixtures.accounts, maxConnections, ssoScope);
+      target.appUsers = await prepareUsers(target.server.origin, fixtures.app, fixtures.accounts, maxConnections, ssoScope);
+    }
 
     const rows: Row[] = [];
     process.stdout.write(`${tableLines([]).join('\n')}\n`);

@@ -20,7 +20,8 @@ export interface FixtureAccount {
 
 export interface FixtureClient {
   id: string;
-  secret: string;
+  /** undefined: a public client (no secret, refresh tokens rotate). */
+  secret?: string;
   redirectUri: string;
 }
 
@@ -32,6 +33,8 @@ export interface Fixtures {
   web: FixtureClient;
   /** First-party (no consent page): the password sign-in scenario. */
   firstParty: FixtureClient;
+  /** Public (no secret, like a single-page app), third-party: its refresh tokens rotate. */
+  app: FixtureClient;
   /** client_credentials only. */
   machine: FixtureClient;
 }
@@ -139,12 +142,13 @@ export async function createFixtures(db: Database, accountCount: number): Promis
       validated = metadata;
     });
     // The reference (stock oidc-provider) checks the secret as issued, whatever we store.
-    clients.push({ ...validated!, client_secret: clientSecret! });
-    return { id: client.clientId, secret: clientSecret!, redirectUri: client.redirectUris[0] ?? '' };
+    clients.push(clientSecret ? { ...validated!, client_secret: clientSecret } : validated!);
+    return { id: client.clientId, ...(clientSecret ? { secret: clientSecret } : {}), redirectUri: client.redirectUris[0] ?? '' };
   }
   const scopes: ClientRegistration['scopes'] = ['openid', 'profile', 'email', 'offline_access'];
   const web = await register({ name: 'Bench web', redirectUris: ['http://127.0.0.1:9999/cb'], scopes });
   const firstParty = await register({ name: 'Bench first party', redirectUris: ['http://127.0.0.1:9998/cb'], scopes, firstParty: true });
+  const app = await register({ name: 'Bench app', redirectUris: ['http://127.0.0.1:9997/cb'], scopes, public: true });
   const machine = await register({ name: 'Bench machine', grantTypes: ['client_credentials'], scopes: ['openid'] });
-  return { accounts, clients, web, firstParty, machine };
+  return { accounts, clients, web, firstParty, app, machine };
 }

@@ -3,6 +3,11 @@ import type { FixtureAccount, FixtureClient } from './fixtures.js';
 import type { RequestOptions, SoftwareAuthenticator } from '../../test/helpers/software-authenticator.js';
 import { basicAuth, CookieJar, expectStatus, type Http, type Reply, UnexpectedReply } from './http.js';
 
+/** How a client authenticates at the token endpoint: its secret (Basic), or a public client's id in the form. */
+function clientAuthentication(client: FixtureClient): { headers: Record<string, string>; form: Record<string, string> } {
+  return client.secret ? { headers: basicAuth(client.id, client.secret), form: {} } : { headers: {}, form: { client_id: client.id } };
+}
+
 /** What a relying party holds after a code exchange. */
 export interface Tokens {
   accessToken: string;
@@ -72,11 +77,18 @@ export async function authorize(
 }
 
 export async function exchangeCode(http: Http, client: FixtureClient, pending: PendingCode): Promise<Tokens> {
+  const auth = clientAuthentication(client);
   const reply = expectStatus(
     'code exchange',
     await http.request('POST', '/token', {
-      headers: basicAuth(client.id, client.secret),
-      form: { grant_type: 'authorization_code', code: pending.code, redirect_uri: client.redirectUri, code_verifier: pending.verifier },
+      headers: auth.headers,
+      form: {
+        ...auth.form,
+        grant_type: 'authorization_code',
+        code: pending.code,
+        redirect_uri: client.redirectUri,
+        code_verifier: pending.verifier,
+      },
     }),
     200,
   );
@@ -92,24 +104,27 @@ export async function ssoFlow(http: Http, jar: CookieJar, client: FixtureClient,
   return exchangeCode(http, client, { code: codeFrom(client, reply.location), verifier });
 }
 
+/** A refresh: a public client's token must rotate; a confidential client's is kept (or rotated near its expiry). */
 export async function refresh(http: Http, client: FixtureClient, refreshToken: string): Promise<Tokens> {
+  const auth = clientAuthentication(client);
   const reply = expectStatus(
     'refresh',
     await http.request('POST', '/token', {
-      headers: basicAuth(client.id, client.secret),
-      form: { grant_type: 'refresh_token', refresh_token: refreshToken },
+      headers: auth.headers,
+      form: { ...auth.form, grant_type: 'refresh_token', refresh_token: refreshToken },
     }),
     200,
   );
   const body = JSON.parse(reply.body) as { access_token: string; refresh_token?: string };
-  if (!body.refresh_token || body.refresh_token === refreshToken) throw new Error('refresh token was not rotated');
+  if (!body.refresh_token) throw new Error('no refresh token in the answer');
+  if (!client.secret && body.refresh_token === refreshToken) throw new Error("a public client's refresh token was not rotated");
   return { accessToken: body.access_token, refreshToken: body.refresh_token };
 }
 
 export async function clientCredentials(http: Http, client: FixtureClient): Promise<void> {
   const reply = expectStatus(
     'client_credentials',
-    await http.request('POST', '/token', { headers: basicAuth(client.id, client.secret), form: { grant_type: 'client_credentials' } }),
+    await http.request('POST', '/token', { headers: basicAuth(client.id, client.secret!), form: { grant_type: 'client_credentials' } }),
     200,
   );
   if (!(JSON.parse(reply.body) as { access_token?: string }).access_token) throw new Error('no access_token');
@@ -123,7 +138,7 @@ export async function userinfo(http: Http, accessToken: string): Promise<void> {
 export async function introspect(http: Http, client: FixtureClient, token: string): Promise<void> {
   const reply = expectStatus(
     'introspection',
-    await http.request('POST', '/token/introspection', { headers: basicAuth(client.id, client.secret), form: { token } }),
+    await http.request('POST', '/token/introspection', { headers: basicAuth(client.id, client.secret!), form: { token } }),
     200,
   );
   if ((JSON.parse(reply.body) as { active?: boolean }).active !== true) throw new Error('token not active');

@@ -108,7 +108,11 @@ export function instrumentProvider(provider: Provider): void {
   provider.on('grant.success', (ctx) => {
     const grantType = String(ctx.oidc.params?.['grant_type'] ?? 'unknown');
     const body = (ctx.body ?? {}) as Record<string, unknown>;
-    for (const kind of tokenKinds) if (body[kind]) tokensIssuedCounter.inc({ kind, grant_type: grantType });
+    // A refresh that keeps its token (a confidential client's) answers with the same one: not issued.
+    const kept = body['refresh_token'] !== undefined && body['refresh_token'] === ctx.oidc.params?.['refresh_token'];
+    for (const kind of tokenKinds) {
+      if (body[kind] && !(kind === 'refresh_token' && kept)) tokensIssuedCounter.inc({ kind, grant_type: grantType });
+    }
   });
   provider.on('authorization_code.saved', () => tokensIssuedCounter.inc({ kind: 'authorization_code', grant_type: 'authorization_code' }));
   provider.on('grant.error', (ctx, error) => {

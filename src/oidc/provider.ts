@@ -214,7 +214,12 @@ export async function buildProvider(
       op_policy_uri: config.privacy.policyUrl,
     },
     interactions: { policy: interactionPolicyWithLevels(), url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    rotateRefreshToken: true,
+    // Refresh token rotation is oidc-provider's default policy, kept on purpose (docs/integrating.md §5):
+    // - a public client's token (usable without a secret) rotates on every use, a used one presented
+    //   again revokes the grant: RFC 9700 §4.14.2 asks rotation or sender-constraining of these;
+    // - a confidential or sender-constrained client's token is bound to the client's authentication
+    //   and is kept, rotating only past 70 % of its lifetime (so it slides): a refresh retried after a
+    //   lost answer (a timeout, an instance killed mid-request) presents it again and succeeds.
     async issueRefreshToken(_ctx, client) {
       return client.grantTypeAllowed('refresh_token');
     },

@@ -8,7 +8,8 @@ import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
 
 /*
  * Security review, finding 15: a public client's refresh token (usable by whoever holds it,
- * no secret needed) has an absolute lifetime that rotation does not extend.
+ * no secret needed) has an absolute lifetime that rotation does not extend. A confidential
+ * client's token is bound to its secret: kept, and rotated (sliding) only near its expiry.
  */
 
 let server: TestServer;
@@ -42,13 +43,15 @@ async function refreshTokenFor(kind: 'public' | 'confidential') {
 
 const expiryOf = async (token: string) => (await server.provider.RefreshToken.find(token))!.exp!;
 
-/** As if the token had been issued long ago: it has `seconds` left. */
+/** As if the token had been issued a full REFRESH_TOKEN_TTL ago, less `seconds`: it has `seconds` left. */
 async function leaveOnly(token: string, seconds: number): Promise<number> {
   const exp = Math.floor(Date.now() / 1000) + seconds;
   await server.db.query(
-    `UPDATE oidc_payloads SET payload = jsonb_set(payload, '{exp}', to_jsonb($2::bigint)), expires_at = to_timestamp($2)
+    `UPDATE oidc_payloads
+     SET payload = jsonb_set(jsonb_set(payload, '{exp}', to_jsonb($2::bigint)), '{iat}', to_jsonb($2::bigint - $3::bigint)),
+         expires_at = to_timestamp($2)
      WHERE model = 'RefreshToken' AND id = $1`,
-    [storedId('RefreshToken', token), exp],
+    [storedId('RefreshToken', token), exp, server.config.ttl.refreshToken],
   );
   return exp;
 }
@@ -63,10 +66,20 @@ describe('refresh token lifetime', () => {
     expect(Math.abs((await expiryOf(second.refresh_token!)) - exp)).toBeLessThanOrEqual(1);
   });
 
-  it("a confidential client's rotated refresh token gets a fresh REFRESH_TOKEN_TTL", async () => {
+  it("a confidential client's refresh token is kept until 70 % of its lifetime has passed", async () => {
+    const { config, refreshToken } = await refreshTokenFor('confidential');
+    const exp = await expiryOf(refreshToken);
+    const refreshed = await oidc.refreshTokenGrant(config, refreshToken);
+    expect(refreshed.refresh_token).toBe(refreshToken);
+    expect(await expiryOf(refreshToken)).toBe(exp);
+  });
+
+  it("a confidential client's refresh token near its expiry rotates, the new one with a fresh REFRESH_TOKEN_TTL", async () => {
     const { config, refreshToken } = await refreshTokenFor('confidential');
     await leaveOnly(refreshToken, 600);
     const rotated = await oidc.refreshTokenGrant(config, refreshToken);
+    expect(rotated.refresh_token).not.toBe(refreshToken);
     expect((await expiryOf(rotated.refresh_token!)) - Math.floor(Date.now() / 1000)).toBeGreaterThan(server.config.ttl.refreshToken - 60);
+    await expect(oidc.refreshTokenGrant(config, refreshToken)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 });

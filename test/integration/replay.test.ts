@@ -14,9 +14,12 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function signedInCode(port: number) {
+async function signedInCode(port: number, kind: 'confidential' | 'public' = 'confidential') {
   const account = await createTestAccount(server.db);
-  const { client, clientSecret } = await createTestClient(server.db, server.validator, { redirectUris: [`http://127.0.0.1:${port}/cb`] });
+  const { client, clientSecret } = await createTestClient(server.db, server.validator, {
+    redirectUris: [`http://127.0.0.1:${port}/cb`],
+    public: kind === 'public',
+  });
   const config = await discoverClient(server.issuer, client.clientId, clientSecret);
   const request = await startAuthorization(config, client.redirectUris[0]!, 'openid email');
   const { callback } = await completeAuthorization(new UserAgent(), request.url.href, client.redirectUris[0]!, {
@@ -83,13 +86,33 @@ describe('replay protection', () => {
     expect((await oidc.tokenIntrospection(config, tokens.access_token)).active).toBe(false);
   });
 
-  it('rejects a reused refresh token after rotation and revokes the grant', async () => {
-    const { config, request, callback } = await signedInCode(9303);
+  it("rejects a public client's reused refresh token after rotation and revokes the grant", async () => {
+    const { config, request, callback } = await signedInCode(9303, 'public');
     const tokens = await exchangeCode(config, callback, request);
     const rotated = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(rotated.refresh_token).not.toBe(tokens.refresh_token);
     expect((await oidc.tokenIntrospection(config, rotated.access_token)).active).toBe(true);
     await expect(oidc.refreshTokenGrant(config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
     expect((await oidc.tokenIntrospection(config, rotated.access_token)).active).toBe(false);
     await expect(oidc.refreshTokenGrant(config, rotated.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
+  });
+
+  it("a confidential client's refresh retried after a lost answer succeeds: its token is bound to the client and kept", async () => {
+    const { config, request, callback } = await signedInCode(9304);
+    const tokens = await exchangeCode(config, callback, request);
+    // The first answer is lost (an instance killed before replying): the service sends the same request again.
+    const lost = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    const retried = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(lost.refresh_token).toBe(tokens.refresh_token);
+    expect(retried.refresh_token).toBe(tokens.refresh_token);
+    expect((await oidc.tokenIntrospection(config, lost.access_token)).active).toBe(true);
+    expect((await oidc.tokenIntrospection(config, retried.access_token)).active).toBe(true);
+    // Without the client's secret the token is worth nothing.
+    const stolen = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: config.clientMetadata().client_id }),
+    });
+    expect(stolen.status).toBe(401);
   });
 });
