@@ -3,12 +3,15 @@ import type { Queryable } from '../db/index.js';
 /**
  * When a person first and last used each service (a sign-in reaching it, a token issued to
  * it), for the connected-services list: grants alone cannot tell, their tokens are swept.
+ * "Last used" is shown to the minute, so a row updated less than a minute ago is left as it
+ * is: every SSO hop records its use, and rewriting the row each time only made dead rows.
  */
 export async function recordServiceUse(db: Queryable, accountId: string, clientId: string): Promise<void> {
   await db.query(
     `INSERT INTO service_usage (account_id, client_id)
      SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $1)
-     ON CONFLICT (account_id, client_id) DO UPDATE SET last_used_at = now()`,
+     ON CONFLICT (account_id, client_id) DO UPDATE SET last_used_at = now()
+     WHERE service_usage.last_used_at < now() - interval '1 minute'`,
     [accountId, clientId],
   );
 }
