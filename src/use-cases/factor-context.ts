@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import type { ChallengeKeys } from '../factors/challenges.js';
 import { relyingPartyOf, type RelyingParty } from '../factors/webauthn.js';
 import { translator } from '../i18n/catalogue.js';
-import { keyRing } from '../oidc/keys.js';
+import { cachedKeyRing } from '../oidc/keys.js';
 import type { KeyRing } from '../security/key-encryption.js';
 import type { WorkflowDeps } from './deps.js';
 
@@ -21,9 +21,17 @@ export function challengeKeys(deps: Pick<WorkflowDeps, 'provider'>): ChallengeKe
   return { cookieKeys: () => deps.provider.keys as string[] };
 }
 
+// Read once per database and configuration (a process's): the keys only change with the configuration,
+// and the database-held key, once made, never does. Reading it costs two statements, one a write.
+const keyRings = new WeakMap<object, WeakMap<object, () => Promise<KeyRing>>>();
+
 /** Authenticator-app secrets are encrypted under the key-encryption key, as signing keys are. */
 export function secretKeys(deps: Pick<WorkflowDeps, 'db' | 'config'>): Promise<KeyRing> {
-  return keyRing(deps.db, deps.config);
+  let byConfig = keyRings.get(deps.db);
+  if (!byConfig) keyRings.set(deps.db, (byConfig = new WeakMap()));
+  let ring = byConfig.get(deps.config);
+  if (!ring) byConfig.set(deps.config, (ring = cachedKeyRing(deps.db, deps.config)));
+  return ring();
 }
 
 /** How long a page's WebAuthn challenge may be answered: as long as the sign-in it belongs to. */
