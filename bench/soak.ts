@@ -82,6 +82,40 @@ async function run(operation: Operation, http: Http, person: Person, fixtures: F
 }
 
 /** Per-minute counters; latencies are measured from each operation's scheduled start (no coordinated omission). */
+/**
+ * What Postgres's background maintenance did since the last call: autovacuum and autoanalyze runs per table and
+ * checkpoints, so a minute with a slower p99 can be matched against them.
+ */
+async function maintenanceWatch(url: string): Promise<{ sinceLast(): Promise<string>; close(): Promise<void> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  const read = async () => {
+    const tables = await client.query<{ relname: string; vacuums: string; analyzes: string }>(
+      'SELECT relname, autovacuum_count AS vacuums, autoanalyze_count AS analyzes FROM pg_stat_user_tables',
+    );
+    const checkpoints = await client.query<{ count: string }>(
+      'SELECT checkpoints_timed + checkpoints_req AS count FROM pg_stat_bgwriter',
+    );
+    const counts = new Map<string, number>();
+    for (const row of tables.rows) {
+      counts.set(`vacuum ${row.relname}`, Number(row.vacuums));
+      counts.set(`analyze ${row.relname}`, Number(row.analyzes));
+    }
+    counts.set('checkpoint', Number(checkpoints.rows[0]!.count));
+    return counts;
+  };
+  let last = await read();
+  return {
+    async sinceLast() {
+      const now = await read();
+      const ran = [...now].filter(([key, count]) => count > (last.get(key) ?? 0)).map(([key]) => key);
+      last = now;
+      return ran.join(', ');
+    },
+    close: () => client.end(),
+  };
+}
+
 class Minute {
   ops = 0;
   errors = 0;
@@ -200,13 +234,14 @@ async function main(): Promise<void> {
       return at < deadline ? at : undefined;
     };
     const lines: string[] = [];
-    const header = '| min | ops/s | errors | retried | p50 ms | p99 ms | RSS a MiB | RSS b MiB |';
-    lines.push(header, '|-----|-------|--------|---------|--------|--------|-----------|-----------|');
+    const header = '| min | ops/s | errors | retried | p50 ms | p99 ms | RSS a MiB | RSS b MiB | database maintenance |';
+    lines.push(header, '|-----|-------|--------|---------|--------|--------|-----------|-----------|----------------------|');
+    const maintenance = await maintenanceWatch(database.url);
     log(header);
     const rssSeries: number[] = [];
     let totalErrors = 0;
     let firstError: string | undefined;
-    const report = (index: number) => {
+    const report = async (index: number) => {
       const done = minute;
       minute = new Minute();
       const seconds = (performance.now() - minuteStarted) / 1000;
@@ -216,7 +251,8 @@ async function main(): Promise<void> {
       rssSeries.push(rss[0]!);
       totalErrors += done.errors;
       firstError ??= done.firstError;
-      const line = `| ${index} | ${(done.ops / seconds).toFixed(1)} | ${done.errors} | ${done.retried} | ${percentile(sorted, 50).toFixed(1)} | ${percentile(sorted, 99).toFixed(1)} | ${rss[0]!.toFixed(0)} | ${Number.isNaN(rss[1]!) ? 'gone' : rss[1]!.toFixed(0)} |`;
+      const ran = await maintenance.sinceLast();
+      const line = `| ${index} | ${(done.ops / seconds).toFixed(1)} | ${done.errors} | ${done.retried} | ${percentile(sorted, 50).toFixed(1)} | ${percentile(sorted, 99).toFixed(1)} | ${rss[0]!.toFixed(0)} | ${Number.isNaN(rss[1]!) ? 'gone' : rss[1]!.toFixed(0)} | ${ran || '—'} |`;
       lines.push(line);
       log(line + (done.firstError ? ` first error: ${done.firstError}` : ''));
     };
@@ -231,7 +267,7 @@ async function main(): Promise<void> {
     };
     let minuteIndex = 0;
     let minuteStarted = performance.now();
-    const ticker = setInterval(() => report((minuteIndex += 1)), 60_000);
+    const ticker = setInterval(() => void report((minuteIndex += 1)), 60_000);
     const killer = killAt < deadline ? setTimeout(() => void killMidRequest(), killAt - performance.now()) : undefined;
     await Promise.all(
       Array.from({ length: settings.workers }, (_, index) =>
@@ -243,7 +279,8 @@ async function main(): Promise<void> {
     );
     clearInterval(ticker);
     clearTimeout(killer);
-    if (performance.now() - minuteStarted > 10_000) report((minuteIndex += 1));
+    if (performance.now() - minuteStarted > 10_000) await report((minuteIndex += 1));
+    await maintenance.close();
 
     // Everything answered still works on the survivor: each browser's session, its access token, its refresh token.
     log('using every session and token again on the survivor');
