@@ -82,6 +82,16 @@ async function run(operation: Operation, http: Http, person: Person, fixtures: F
 }
 
 /** Per-minute counters; latencies are measured from each operation's scheduled start (no coordinated omission). */
+async function setting(url: string, name: 'autovacuum'): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query<Record<string, string>>(`SHOW ${name}`)).rows[0]![name]!;
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * What Postgres's background maintenance did since the last call: autovacuum and autoanalyze runs per table and
  * checkpoints, so a minute with a slower p99 can be matched against them.
@@ -224,6 +234,9 @@ async function main(): Promise<void> {
     if (minute.errors > 0) throw new Error(`errors while measuring capacity: ${minute.firstError}`);
     const rate = capacity * settings.load;
     log(`capacity ${capacity.toFixed(1)} ops/s; soaking at ${rate.toFixed(1)} ops/s for ${settings.minutes} min`);
+    // A server tuned for CI may run without autovacuum: dead rows then pile up and p99 drifts, as no production server would.
+    const autovacuum = await setting(database.url, 'autovacuum');
+    log(`Postgres autovacuum: ${autovacuum}`);
 
     const soakStart = performance.now();
     deadline = soakStart + settings.minutes * 60_000;
@@ -322,7 +335,7 @@ async function main(): Promise<void> {
     const warm = rssSeries[Math.min(1, rssSeries.length - 1)] ?? Number.NaN;
     const growth = Math.max(...rssSeries.slice(1)) / warm - 1;
     const summary = [
-      `date: ${started.toISOString()}; ${settings.minutes} min at ${settings.load} of capacity (${capacity.toFixed(1)} ops/s measured, ${rate.toFixed(1)} offered), ${settings.workers} workers, mix 4 SSO : 1 sign-in : 2 refresh : 3 userinfo`,
+      `date: ${started.toISOString()}; ${settings.minutes} min at ${settings.load} of capacity (${capacity.toFixed(1)} ops/s measured, ${rate.toFixed(1)} offered), ${settings.workers} workers, mix 4 SSO : 1 sign-in : 2 refresh : 3 userinfo; Postgres autovacuum ${autovacuum}`,
       `errors: ${totalErrors}${firstError ? ` (first: ${firstError})` : ''}`,
       settings.killAtMinute > 0 && settings.killAtMinute < settings.minutes
         ? `kill -9 of instance b at minute ${settings.killAtMinute}: ${interruptedAtKill} operations interrupted, retried on a, ${retryFailures} of the retries failed`
