@@ -103,9 +103,7 @@ async function maintenanceWatch(url: string): Promise<{ sinceLast(): Promise<str
     const tables = await client.query<{ relname: string; vacuums: string; analyzes: string }>(
       'SELECT relname, autovacuum_count AS vacuums, autoanalyze_count AS analyzes FROM pg_stat_user_tables',
     );
-    const checkpoints = await client.query<{ count: string }>(
-      'SELECT checkpoints_timed + checkpoints_req AS count FROM pg_stat_bgwriter',
-    );
+    const checkpoints = await client.query<{ count: string }>('SELECT checkpoints_timed + checkpoints_req AS count FROM pg_stat_bgwriter');
     const counts = new Map<string, number>();
     for (const row of tables.rows) {
       counts.set(`vacuum ${row.relname}`, Number(row.vacuums));

@@ -111,7 +111,11 @@ describe('replay protection', () => {
     const stolen = await fetch(`${server.issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: tokens.refresh_token!, client_id: config.clientMetadata().client_id }),
+      body: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: tokens.refresh_token!,
+        client_id: config.clientMetadata().client_id,
+      }),
     });
     expect(stolen.status).toBe(401);
   });

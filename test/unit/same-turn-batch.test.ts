@@ -50,7 +50,11 @@ describe('writes of one event-loop turn', () => {
 
   it('when one row fails the statement, the others are written alone and only its caller hears the error', async () => {
     const { rows, statements, write } = store();
-    const outcomes = await Promise.allSettled([write({ key: 'a', value: '1' }), write({ key: 'b', value: 'bad' }), write({ key: 'c', value: '3' })]);
+    const outcomes = await Promise.allSettled([
+      write({ key: 'a', value: '1' }),
+      write({ key: 'b', value: 'bad' }),
+      write({ key: 'c', value: '3' }),
+    ]);
     expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((outcomes[1] as PromiseRejectedResult).reason).toEqual(new Error('bad row b'));
     expect(statements).toEqual([['a', 'b', 'c'], ['a'], ['b'], ['c']]);
