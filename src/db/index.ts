@@ -9,7 +9,6 @@ import { openEmbeddedPostgres, type EmbeddedPostgres } from './embedded.js';
 
 export type Row = Record<string, unknown>;
 
-/** Anything SQL can be sent to: the pool, or one connection inside a transaction. */
 export interface QueryOptions {
   /**
    * false: planned at every execution, never prepared. For a statement whose best plan depends
@@ -19,6 +18,7 @@ export interface QueryOptions {
   prepare?: boolean;
 }
 
+/** Anything SQL can be sent to: the pool, or one connection inside a transaction. */
 export interface Queryable {
   query<R extends Row = Row>(text: string, values?: readonly unknown[], options?: QueryOptions): Promise<pg.QueryResult<R>>;
 }

@@ -110,54 +110,40 @@ const upsertAssignments = `payload = EXCLUDED.payload, grant_id = EXCLUDED.grant
 /** An oidc_payloads row as read: the payload, and when it was consumed. */
 type PayloadRow = { payload: Payload; consumed: number | null };
 
+/** Live rows looked up by (model, id) or by (model, uid): those of one event-loop turn in one statement. */
+function batchedPayloadRead(db: Database, column: 'id' | 'uid') {
+  return sameTurnBatch<{ model: string; key: string }, PayloadRow>({
+    one: async ({ model, key }) =>
+      (
+        await db.query<PayloadRow>(
+          `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+           WHERE model = $1 AND ${column} = $2 AND (expires_at IS NULL OR expires_at > now())`,
+          [model, key],
+        )
+      ).rows[0],
+    many: async (keys) => {
+      const { rows } = await db.query<PayloadRow & { model: string; key: string }>(
+        `SELECT model, ${column} AS key, payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+         WHERE ${column} IS NOT NULL AND (model, ${column}) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+           AND (expires_at IS NULL OR expires_at > now())`,
+        [keys.map((key) => key.model), keys.map((key) => key.key)],
+        // Prepared, its plan was made once for a small table: a hash join over a scan of every row.
+        { prepare: false },
+      );
+      return new Map(rows.map((row) => [`${row.model}\0${row.key}`, row]));
+    },
+    idOf: ({ model, key }) => `${model}\0${key}`,
+  });
+}
+
 export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices?: ChangeNotices) {
   // Client metadata is read on every token, userinfo and introspection request: a serving
   // instance keeps it while Postgres's change notices are live, so any change applies at once.
   const clientCache = changeNotices ? new NotifiedCache<AdapterPayload>(changeNotices, 'clients') : undefined;
-  // Token reads of one event-loop turn (introspection's three kinds, concurrent requests) as one statement.
-  const readPayload = sameTurnBatch<{ model: string; id: string }, PayloadRow>({
-    one: async ({ model, id }) =>
-      (
-        await db.query<PayloadRow>(
-          `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
-           WHERE model = $1 AND id = $2 AND (expires_at IS NULL OR expires_at > now())`,
-          [model, id],
-        )
-      ).rows[0],
-    many: async (keys) => {
-      const { rows } = await db.query<PayloadRow & { model: string; id: string }>(
-        `SELECT model, id, payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
-         WHERE (model, id) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND (expires_at IS NULL OR expires_at > now())`,
-        [keys.map((key) => key.model), keys.map((key) => key.id)],
-        // Prepared, its plan was made once for a small table: a hash join over a scan of every row.
-        { prepare: false },
-      );
-      return new Map(rows.map((row) => [`${row.model}\0${row.id}`, row]));
-    },
-    idOf: ({ model, id }) => `${model}\0${id}`,
-  });
-  // A token's session, looked up by its uid on every token, userinfo and introspection request: batched likewise.
-  const readPayloadByUid = sameTurnBatch<{ model: string; uid: string }, PayloadRow>({
-    one: async ({ model, uid }) =>
-      (
-        await db.query<PayloadRow>(
-          `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
-           WHERE model = $1 AND uid = $2 AND (expires_at IS NULL OR expires_at > now())`,
-          [model, uid],
-        )
-      ).rows[0],
-    many: async (keys) => {
-      const { rows } = await db.query<PayloadRow & { model: string; uid: string }>(
-        `SELECT model, uid, payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
-         WHERE uid IS NOT NULL AND (model, uid) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-           AND (expires_at IS NULL OR expires_at > now())`,
-        [keys.map((key) => key.model), keys.map((key) => key.uid)],
-        { prepare: false },
-      );
-      return new Map(rows.map((row) => [`${row.model}\0${row.uid}`, row]));
-    },
-    idOf: ({ model, uid }) => `${model}\0${uid}`,
-  });
+  // Token reads of one event-loop turn (introspection's three kinds, concurrent requests) as one
+  // statement; likewise the session each token request looks up by its uid.
+  const readPayload = batchedPayloadRead(db, 'id');
+  const readPayloadByUid = batchedPayloadRead(db, 'uid');
   // Token writes of one event-loop turn (concurrent requests' codes, access and refresh tokens) as one statement.
   const writePayload = sameTurnWriteBatch<PayloadWrite>({
     one: async (row) => {
@@ -247,7 +233,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       }
       const key = storedId(this.model, id);
       if (!storable(key)) return undefined;
-      const row = await readPayload({ model: this.model, id: key });
+      const row = await readPayload({ model: this.model, key });
       if (!row) return undefined;
       if (this.model === 'Session') sessions.read(key, row.payload);
       const stored = (row.consumed === null ? row.payload : { ...row.payload, consumed: Number(row.consumed) }) as Payload;
@@ -258,7 +244,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       // Sessions only; their id (the cookie) cannot be recovered from the row, nor is it needed
       // by the callers (every token request's session check, support tools ending a session by its handle).
       if (!storable(uid)) return undefined;
-      const row = await readPayloadByUid({ model: this.model, uid });
+      const row = await readPayloadByUid({ model: this.model, key: uid });
       if (!row) return undefined;
       return row.consumed === null ? row.payload : { ...row.payload, consumed: Number(row.consumed) };
     }
