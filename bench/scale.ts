@@ -45,8 +45,9 @@ async function seed(db: Database, clientId: string): Promise<void> {
   for (let from = 1; from <= settings.accounts; from += chunk) {
     const to = Math.min(from + chunk - 1, settings.accounts);
     await db.query(
-      `INSERT INTO accounts (id, email, email_verified, password_hash, name, given_name, family_name, locale)
-       SELECT 'seed-' || i, 'seed-' || i || '@example.test', true, $3, 'Seed Person ' || i, 'Seed', 'Person ' || i, 'en'
+      `INSERT INTO accounts (id, email, email_key, email_verified, password_hash, name, given_name, family_name, locale)
+       SELECT 'seed-' || i, 'seed-' || i || '@example.test', 'seed-' || i || '@example.test', true, $3,
+              'Seed Person ' || i, 'Seed', 'Person ' || i, 'en'
        FROM generate_series($1::int, $2::int) AS i`,
       [from, to, seededHash],
     );
