@@ -36,6 +36,7 @@ import { acceptPostedRequests } from './post-requests.js';
 import type { SelfServiceDeps } from './self-service.js';
 import { instrumentProvider, registerDatabaseMetrics } from './metrics.js';
 import { providerPages } from './pages.js';
+import { protocolMetadata } from './protocol-metadata.js';
 import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging, requestTracing } from './request-log.js';
 import { exactPaths, protocolPaths, providerPathTemplates, routerOptions, splitLanes } from './routing.js';
@@ -91,15 +92,6 @@ function answerAsTheIssuer(config: Config) {
     delete headers['x-forwarded-host'];
     if (pinScheme) headers['x-forwarded-proto'] = 'https';
     await next();
-  };
-}
-
-/** Discovery and the JWKS change rarely; services may cache them briefly (shorter than a key's activation delay). */
-function cacheProtocolMetadata() {
-  const cacheable = new Set(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', providerRoutes.jwks]);
-  return async function allowShortCaching(ctx: Koa.Context, next: Koa.Next): Promise<void> {
-    await next();
-    if (ctx.method === 'GET' && ctx.status === 200 && cacheable.has(ctx.path)) ctx.set('cache-control', 'public, max-age=300');
   };
 }
 
@@ -176,8 +168,9 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   app.use(exactPaths(providerRoutes));
   const provided = mount(provider);
   const throttleTokenRequests = tokenEndpointThrottle(throttle, providerRoutes);
+  const metadataPaths = new Set(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', providerRoutes.jwks]);
   // Services' machine-to-machine calls: only what they need on the way to the provider.
-  const protocolLane = compose<Koa.Context>([cacheProtocolMetadata(), throttleTokenRequests, provided]);
+  const protocolLane = compose<Koa.Context>([protocolMetadata(provider, metadataPaths), throttleTokenRequests, provided]);
   // People's browsers: our pages, then the provider's browser endpoints (authorize, logout, device).
   const pageLane = compose<Koa.Context>([
     pageContext(config),

@@ -8,7 +8,7 @@ const acceptableRequestId = /^[\w.-]{1,64}$/;
 
 /** The route template (e.g. /interaction/:uid), not the raw path, so ids and codes stay out of logs and metric labels. */
 export function routeLabel(ctx: Context): string {
-  const matched = (ctx as Context & { _matchedRoute?: string })._matchedRoute;
+  const matched = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? ctx.state['route'];
   if (matched) return String(matched);
   const route = (ctx as Context & { oidc?: { route?: string } }).oidc?.route;
   return route ? `oidc:${route}` : 'unmatched';

@@ -63,6 +63,14 @@ export function replaceSigningKeys(provider: Provider, jwks: { keys: unknown[] }
   initializeKeyStore.call(provider, jwks);
 }
 
+/**
+ * The JWKS object the provider publishes. initializeKeyStore makes a new one for every key
+ * set, so its identity says whether documents built from the keys are still current.
+ */
+export function publishedKeySet(provider: Provider): object {
+  return (internalState(provider) as { jwks: object }).jwks;
+}
+
 type GrantHandler = (ctx: KoaContextWithOIDC) => Promise<void>;
 
 /**

@@ -2,7 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 import { describe, expect, it } from 'vitest';
 import internalState from 'oidc-provider/lib/helpers/weak_cache.js';
-import { replaceSigningKeys, signingKeyOf } from '../../src/oidc/internals.js';
+import { publishedKeySet, replaceSigningKeys, signingKeyOf } from '../../src/oidc/internals.js';
 
 /*
  * src/oidc/internals.ts reaches into oidc-provider beyond its documented configuration. Each
@@ -52,7 +52,11 @@ describe("oidc-provider's members that internals.ts relies on", () => {
 
   it('the keystore initialiser replaces the keys a running provider publishes and signs with', async () => {
     const instance = provider();
+    const published = publishedKeySet(instance);
     replaceSigningKeys(instance, { keys: [privateJwk('second'), privateJwk('third')] });
+    // A new key set is a new published object: what protocol-metadata.ts keys its documents on.
+    expect(publishedKeySet(instance)).not.toBe(published);
+    expect(publishedKeySet(instance)).toMatchObject({ keys: [{ kid: 'second' }, { kid: 'third' }] });
     const response = await new Promise<{ keys: { kid: string; d?: string }[] }>((resolve, reject) => {
       const server = instance.listen(0, async () => {
         try {
