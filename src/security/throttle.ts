@@ -12,17 +12,18 @@ const addressKey = (email: string) => keyFor('email', emailKey(email));
 const ipKey = (ip: string) => keyFor('ip', limitSubject(ip));
 
 /**
- * The limiter's queries without statement names: the embedded Postgres serves every pool
- * connection from one session, where a name prepared by one connection ("rate_limits:rlflx-get")
- * collides with the same name from the next, and the request fails.
+ * The limiter's statements go through `db.query`, which names them (each connection parses
+ * and plans them once) on a Postgres server and leaves them unnamed on the embedded
+ * database, whose pool connections share one session where names would collide. Their
+ * plans are by primary key, the same at any table size.
  */
-function unnamedStatements(db: Database) {
-  return { query: (query: { text: string; values?: unknown[] }) => db.pool.query({ text: query.text, values: query.values }) };
+function storeClient(db: Database) {
+  return { query: (query: { text: string; values?: unknown[] }) => db.query(query.text, query.values ?? []) };
 }
 
 function limiter(db: Database, keyPrefix: string, points: number, durationSeconds: number) {
   return new RateLimiterPostgres({
-    storeClient: unnamedStatements(db),
+    storeClient: storeClient(db),
     storeType: 'pool',
     tableName: 'rate_limits',
     tableCreated: true,
