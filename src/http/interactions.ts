@@ -240,7 +240,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       await renderLogin(ctx, loaded, { email: form.email, error: outcome.message }, outcome.status);
       return;
     }
-    await continueSignIn(ctx, deps, doorOf(loaded), { account: outcome.account, amr: ['pwd'] });
+    await continueSignIn(ctx, deps, doorOf(loaded), { account: outcome.account, amr: ['pwd'], secondStep: outcome.secondStep });
   });
 
   const interactionDoor = async (ctx: Context) => doorOf(await loadInteraction(ctx, 'login'));
@@ -290,7 +290,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       mailRequester.ip(ctx.ip),
     );
     // A service that asks for more than a password offers to set up a second factor now.
-    await continueSignIn(ctx, deps, doorOf(loaded), { account, amr: ['pwd'] });
+    await continueSignIn(ctx, deps, doorOf(loaded), { account, amr: ['pwd'], secondStep: false });
   });
 
   router.post('/consent', formBody, async (ctx) => {

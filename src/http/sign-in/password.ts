@@ -8,7 +8,9 @@ import { signInCounter } from '../metrics.js';
 import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
 
-export type SignInOutcome = { ok: true; account: Account } | { ok: false; status: 400 | 401 | 403 | 429; message: string };
+export type SignInOutcome =
+  /** `secondStep`: the account has a passkey or an authenticator app. */
+  { ok: true; account: Account; secondStep: boolean } | { ok: false; status: 400 | 401 | 403 | 429; message: string };
 
 /**
  * A password sign-in from a page (the service sign-in page and the account pages): runs the

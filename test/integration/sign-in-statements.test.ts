@@ -1,0 +1,56 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RegisteredClient } from '../../src/clients/store.js';
+import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
+import { openServiceLogin } from '../helpers/service-sign-in.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+/*
+ * Performance issue: a password sign-in of an account without a second factor asks once
+ * whether it has one, and reads no factor beyond that.
+ */
+
+let server: TestServer;
+let registered: RegisteredClient;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  registered = await createTestClient(server.db, server.validator, { redirectUris: ['http://127.0.0.1:9481/cb'] });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+/** The statements on the factor tables the server sends while `work` runs. */
+async function factorStatementsDuring(work: () => Promise<unknown>): Promise<string[]> {
+  const pool = server.db.pool;
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  const seen: string[] = [];
+  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+    if (/\b(passkeys|totp_factors|recovery_codes)\b/.test(String(text))) seen.push(String(text).replace(/\s+/g, ' ').trim());
+    return query(...args);
+  };
+  try {
+    await work();
+  } finally {
+    (pool as unknown as { query: unknown }).query = query;
+  }
+  return seen;
+}
+
+describe('a password sign-in without a second factor', () => {
+  it('asks one question of the factor tables and goes back to the service', async () => {
+    const person = await createTestAccount(server.db);
+    const login = await openServiceLogin(server, registered);
+    let status = 0;
+    let location = '';
+    const statements = await factorStatementsDuring(async () => {
+      const answer = await login.submit(person.email, person.password);
+      status = answer.status;
+      location = answer.headers.get('location') ?? '';
+    });
+    expect(status).toBe(303);
+    expect(location).toMatch(/\/auth\//);
+    expect(statements).toEqual([expect.stringMatching(/^SELECT EXISTS \(SELECT 1 FROM passkeys/)]);
+  });
+});
