@@ -1,14 +1,16 @@
 /**
- * `npm run bench:scale`: does the SSO flow slow down as data grows, and does the sweeper
- * block requests? Two of our servers run side by side, one on an empty database and one
- * on a database seeded by SQL (generate_series) with 1,000,000 accounts and 5,000,000
- * oidc_payloads rows, 1,000,000 of them expired; they are measured interleaved. Then
- * sweepExpired (the sweeper's own function, same batch size) removes the expired rows
- * while the SSO load runs against the seeded server, and the p99 during the sweep is
- * compared with the p99 without it.
+ * `npm run bench:scale`: do the database-backed workloads slow down as data grows, and does
+ * the sweeper block requests? Two of our servers run side by side, one on an empty database
+ * and one on a database seeded by SQL (generate_series) with 1,000,000 accounts and
+ * 5,000,000 oidc_payloads rows of the measured service, 1,000,000 of them expired; each
+ * workload (SSO hop, client_credentials, refresh, userinfo, introspection, password
+ * sign-in) is measured on both, interleaved. Then sweepExpired (the sweeper's own function,
+ * same batch size) removes the expired rows while the SSO load runs against the seeded
+ * server, and the p99 during the sweep is compared with the p99 without it.
  *
  * Env: BENCH_SECONDS (default 5), BENCH_ROUNDS (default 3), BENCH_CONNECTIONS ("10,50"),
- * SCALE_ACCOUNTS (1000000), SCALE_ROWS (5000000), SCALE_EXPIRED (1000000), SWEEP_BATCH_SIZE (5000).
+ * BENCH_SCENARIOS (comma list of the workloads, default all), SCALE_ACCOUNTS (1000000),
+ * SCALE_ROWS (5000000), SCALE_EXPIRED (1000000), SWEEP_BATCH_SIZE (5000).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,7 +20,7 @@ import { createPostgresDatabase, type Database } from '../src/db/index.js';
 import { createLogger } from '../src/logger.js';
 import { sweepExpiredArtefacts as sweepExpired } from '../src/oidc/artefacts.js';
 import { createFixtures, type Fixtures } from './lib/fixtures.js';
-import { ssoFlow } from './lib/flows.js';
+import { authorize, clientCredentials, CookieJar, introspect, refresh, ssoFlow, userinfo } from './lib/flows.js';
 import { Http } from './lib/http.js';
 import { percentile, runLoad } from './lib/load.js';
 import { measure, summarize, type RunSample, type Summary } from './lib/measure.js';
@@ -33,6 +35,7 @@ const settings = {
   rows: Number(process.env['SCALE_ROWS'] ?? 5_000_000),
   expired: Number(process.env['SCALE_EXPIRED'] ?? 1_000_000),
   sweepBatchSize: Number(process.env['SWEEP_BATCH_SIZE'] ?? 5000),
+  only: process.env['BENCH_SCENARIOS']?.split(','),
 };
 const scope = 'openid profile email';
 // One fixed argon2id hash (our parameters) for every seeded account; nobody signs in as them.
@@ -109,6 +112,32 @@ async function startSide(label: string, maxConnections: number): Promise<Side> {
 
 const fmt = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '-');
 
+/** The workloads of `npm run bench` that touch the database, as the seeded rows' service runs them. */
+interface Workload {
+  name: string;
+  label: string;
+  run: (side: Side, http: Http, worker: number) => Promise<unknown>;
+}
+
+const allWorkloads: Workload[] = [
+  { name: 'sso_code_flow', label: 'SSO hop', run: (side, http, w) => ssoFlow(http, side.users[w]!.jar, side.fixtures.web, scope) },
+  { name: 'client_credentials', label: 'client_credentials', run: (side, http) => clientCredentials(http, side.fixtures.machine) },
+  // The web client is confidential: its refresh token is kept, so each worker reuses its own.
+  { name: 'refresh', label: 'refresh', run: (side, http, w) => refresh(http, side.fixtures.web, side.users[w]!.refreshToken) },
+  { name: 'userinfo', label: 'userinfo', run: (side, http, w) => userinfo(http, side.users[w]!.accessToken) },
+  {
+    name: 'introspection',
+    label: 'introspection',
+    run: (side, http, w) => introspect(http, side.fixtures.web, side.users[w]!.accessToken),
+  },
+  {
+    name: 'password_sign_in',
+    label: 'password sign-in',
+    run: (side, http, w) => authorize(http, new CookieJar(), side.fixtures.firstParty, side.fixtures.accounts[w]!, 'openid profile'),
+  },
+];
+const workloads = allWorkloads.filter((workload) => !settings.only || settings.only.includes(workload.name));
+
 async function main(): Promise<void> {
   const started = new Date();
   const maxConnections = Math.max(...settings.connections);
@@ -136,26 +165,39 @@ async function main(): Promise<void> {
     );
     log(`seeded in ${seedSeconds.toFixed(0)} s: ${JSON.stringify(sizes[0])}`);
 
-    const comparison: { connections: number; empty: Summary; seeded: Summary; samples: Record<string, RunSample[]> }[] = [];
-    for (const connections of settings.connections) {
-      const samples: Record<string, RunSample[]> = { empty: [], seeded: [] };
-      const pools = new Map(sides.map((side) => [side.label, new Http(side.server.origin, connections)]));
-      const operation = (side: Side) => (w: number) =>
-        ssoFlow(pools.get(side.label)!, side.users[w]!.jar, side.fixtures.web, scope).then(() => undefined);
-      for (const side of sides) await measure({ server: side.server }, connections, 1, operation(side));
-      for (let round = 0; round < settings.rounds; round += 1) {
-        for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
-          const observed = { server: side.server, postgres: { client: side.admin, database: side.database.name } };
-          samples[side.label]!.push(await measure(observed, connections, settings.seconds, operation(side)));
+    const comparison: {
+      workload: string;
+      connections: number;
+      empty: Summary;
+      seeded: Summary;
+      samples: Record<string, RunSample[]>;
+    }[] = [];
+    for (const workload of workloads) {
+      for (const connections of settings.connections) {
+        const samples: Record<string, RunSample[]> = { empty: [], seeded: [] };
+        const pools = new Map(sides.map((side) => [side.label, new Http(side.server.origin, connections)]));
+        const operation = (side: Side) => (w: number) => workload.run(side, pools.get(side.label)!, w).then(() => undefined);
+        for (const side of sides) await measure({ server: side.server }, connections, 1, operation(side));
+        for (let round = 0; round < settings.rounds; round += 1) {
+          for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
+            const observed = { server: side.server, postgres: { client: side.admin, database: side.database.name } };
+            samples[side.label]!.push(await measure(observed, connections, settings.seconds, operation(side)));
+          }
         }
+        for (const http of pools.values()) await http.close();
+        comparison.push({
+          workload: workload.label,
+          connections,
+          empty: summarize(samples['empty']!),
+          seeded: summarize(samples['seeded']!),
+          samples,
+        });
+        const last = comparison.at(-1)!;
+        log(
+          `${workload.label} @${connections}: empty ${fmt(last.empty.opsPerSecond)}/s p99 ${fmt(last.empty.p99Ms)} ms; ` +
+            `seeded ${fmt(last.seeded.opsPerSecond)}/s p99 ${fmt(last.seeded.p99Ms)} ms`,
+        );
       }
-      for (const http of pools.values()) await http.close();
-      comparison.push({ connections, empty: summarize(samples['empty']!), seeded: summarize(samples['seeded']!), samples });
-      const last = comparison.at(-1)!;
-      log(
-        `SSO @${connections}: empty ${fmt(last.empty.opsPerSecond)}/s p99 ${fmt(last.empty.p99Ms)} ms; ` +
-          `seeded ${fmt(last.seeded.opsPerSecond)}/s p99 ${fmt(last.seeded.p99Ms)} ms`,
-      );
     }
 
     log(
@@ -211,12 +253,12 @@ async function main(): Promise<void> {
       `date: ${started.toISOString()}; seeded ${settings.accounts.toLocaleString('en')} accounts + ${settings.rows.toLocaleString('en')} oidc_payloads ` +
         `(${settings.expired.toLocaleString('en')} expired) in ${seedSeconds.toFixed(0)} s; database ${(Number(sizes[0]!.bytes) / 1024 ** 3).toFixed(2)} GiB`,
       '',
-      '| SSO flow | conns | empty/s | seeded/s | ratio | empty p50 | seeded p50 | empty p99 | seeded p99 | p99 ratio | errors | q/op empty/seeded | within 10% |',
+      '| workload | conns | empty/s | seeded/s | ratio | empty p50 | seeded p50 | empty p99 | seeded p99 | p99 ratio | errors | q/op empty/seeded | within 10% |',
       '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
       ...comparison.map((c) => {
         const ratio = c.seeded.opsPerSecond / c.empty.opsPerSecond;
         const p99Ratio = c.seeded.p99Ms / c.empty.p99Ms;
-        return `| authorize→code→token | ${c.connections} | ${fmt(c.empty.opsPerSecond)} | ${fmt(c.seeded.opsPerSecond)} | ${ratio.toFixed(2)} | ${fmt(c.empty.p50Ms)} | ${fmt(c.seeded.p50Ms)} | ${fmt(c.empty.p99Ms)} | ${fmt(c.seeded.p99Ms)} | ${p99Ratio.toFixed(2)} | ${c.empty.errors + c.seeded.errors} | ${fmt(c.empty.queriesPerOp ?? Number.NaN)}/${fmt(c.seeded.queriesPerOp ?? Number.NaN)} | ${ratio >= 0.9 && p99Ratio <= 1.1 ? 'yes' : 'NO'} |`;
+        return `| ${c.workload} | ${c.connections} | ${fmt(c.empty.opsPerSecond)} | ${fmt(c.seeded.opsPerSecond)} | ${ratio.toFixed(2)} | ${fmt(c.empty.p50Ms)} | ${fmt(c.seeded.p50Ms)} | ${fmt(c.empty.p99Ms)} | ${fmt(c.seeded.p99Ms)} | ${p99Ratio.toFixed(2)} | ${c.empty.errors + c.seeded.errors} | ${fmt(c.empty.queriesPerOp ?? Number.NaN)}/${fmt(c.seeded.queriesPerOp ?? Number.NaN)} | ${ratio >= 0.9 && p99Ratio <= 1.1 ? 'yes' : 'NO'} |`;
       }),
       '',
       `sweep: removed ${removed.toLocaleString('en')} expired rows in ${sweepSeconds.toFixed(1)} s (${sweepResult.rowsPerSecond.toFixed(0)} rows/s, batches of ${settings.sweepBatchSize})`,
