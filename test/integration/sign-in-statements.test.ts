@@ -2,11 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RegisteredClient } from '../../src/clients/store.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { openServiceLogin } from '../helpers/service-sign-in.js';
+import { signInToAccountPages } from '../helpers/self-service.js';
+import { ageAuthenticatorApp, setUpAuthenticatorApp, signInAtService } from '../helpers/strong-sign-in.js';
+import { UserAgent } from '../helpers/user-agent.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /*
  * Performance issue: a password sign-in of an account without a second factor asks once
- * whether it has one, and reads no factor beyond that.
+ * whether it has one, and reads no factor beyond that; with an authenticator app, each page
+ * of the second step reads the account's factors in one statement.
  */
 
 let server: TestServer;
@@ -52,5 +56,29 @@ describe('a password sign-in without a second factor', () => {
     expect(status).toBe(303);
     expect(location).toMatch(/\/auth\//);
     expect(statements).toEqual([expect.stringMatching(/^SELECT EXISTS \(SELECT 1 FROM passkeys/)]);
+  });
+});
+
+describe('a sign-in with an authenticator app', () => {
+  it('reads the factors once per page: choosing the step, showing it, checking the code', async () => {
+    const person = await createTestAccount(server.db);
+    const accountPages = new UserAgent();
+    await signInToAccountPages(accountPages, server.issuer, person.email, person.password);
+    const { secret } = await setUpAuthenticatorApp(accountPages, server);
+    await ageAuthenticatorApp(server, person.id);
+    let result: Awaited<ReturnType<typeof signInAtService>> | undefined;
+    const statements = await factorStatementsDuring(async () => {
+      result = await signInAtService(new UserAgent(), server, registered, {
+        email: person.email,
+        password: person.password,
+        totpSecret: secret,
+      });
+    });
+    expect(result?.callback?.searchParams.get('code')).toBeTruthy();
+    expect(result?.pages).toEqual(['login', 'second-step', 'consent']);
+    const factorReads = statements.filter((text) => text.startsWith('SELECT (SELECT coalesce(json_agg'));
+    expect(factorReads).toHaveLength(3);
+    // Beyond those: whether it has a second factor, and the code's check (the secret, then spending its step).
+    expect(statements).toHaveLength(3 + 3);
   });
 });
