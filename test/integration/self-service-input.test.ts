@@ -73,6 +73,16 @@ describe('self-service pages under bad input', () => {
     expect(response.body).toContain('class="error"');
   });
 
+  it('answers a passkey id that is not one (a NUL byte) with a 400, not a server error', async () => {
+    const account = await createTestAccount(server.db);
+    const agent = new UserAgent();
+    const page = await signInToAccountPages(agent, server.issuer, account.email, account.password);
+    for (const action of ['/account/security/passkeys/rename', '/account/security/passkeys/remove']) {
+      const response = await postForm(agent, server.issuer, page, action, { passkey: 'a\u0000b', name: 'Renamed', password: 'x' });
+      expect(response.status, action).toBe(400);
+    }
+  });
+
   it('shows the configured privacy policy and contact in every footer', async () => {
     for (const path of ['/account/sign-in', '/password/forgot', '/no-such-page']) {
       const page = await new UserAgent().request(`${server.issuer}${path}`);

@@ -29,7 +29,11 @@ import { signedIn } from './session.js';
 import { doneRedirect, renderAccountPage } from './view.js';
 
 const csrf = { _csrf: z.string().max(200).optional() };
-const credentialIdField = z.string().max(1400);
+// Credential ids are base64url; anything else (a NUL byte, which Postgres text refuses) is not one.
+const credentialIdField = z
+  .string()
+  .max(1400)
+  .regex(/^[\w-]*$/);
 const addPasskeyForm = z.object({ credential: z.string().max(12_000).optional(), name: z.string().max(1000).optional(), ...csrf });
 const renamePasskeyForm = z.object({ passkey: credentialIdField, name: z.string().max(1000).default(''), ...csrf });
 const removePasskeyForm = z.object({ passkey: credentialIdField, password: z.string().max(1000).default(''), ...csrf });
