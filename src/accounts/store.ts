@@ -65,7 +65,7 @@ export const newAccountSchema = profileSchema.extend({
 export type NewAccount = z.input<typeof newAccountSchema>;
 export type ProfileUpdate = z.input<typeof profileSchema>;
 
-interface AccountRow {
+export interface AccountRow {
   id: string;
   email: string;
   email_verified: boolean;
@@ -85,7 +85,14 @@ interface AccountRow {
 const accountColumns =
   'id, email, email_verified, password_hash, name, given_name, family_name, locale, zoneinfo, created_at, updated_at, disabled_at';
 
-function toAccount(row: AccountRow): Account {
+/** The account's columns qualified by `alias`, for a statement that reads an account joined to another row. */
+export const accountColumnsOf = (alias: string) =>
+  accountColumns
+    .split(', ')
+    .map((column) => `${alias}.${column}`)
+    .join(', ');
+
+export function toAccount(row: AccountRow): Account {
   return {
     id: row.id,
     email: row.email,

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { accountColumnsOf, toAccount, type Account, type AccountRow } from '../accounts/store.js';
 import type { Queryable } from '../db/index.js';
 
 /**
@@ -25,13 +26,21 @@ export async function startPendingSignIn(db: Queryable, pending: PendingSignIn &
   return id;
 }
 
-export async function findPendingSignIn(db: Queryable, id: string | undefined, door: string): Promise<PendingSignIn | undefined> {
+/** The pending sign-in with its account, in one statement (each page of the second step reads both). */
+export async function findPendingSignIn(
+  db: Queryable,
+  id: string | undefined,
+  door: string,
+): Promise<(PendingSignIn & { account: Account }) | undefined> {
   if (!id || !idShape.test(id)) return undefined;
-  const { rows } = await db.query<{ account_id: string; amr: string[] }>(
-    'SELECT account_id, amr FROM pending_sign_ins WHERE id_hash = $1 AND door = $2 AND expires_at > now()',
+  const { rows } = await db.query<AccountRow & { pending_amr: string[] }>(
+    `SELECT p.amr AS pending_amr, ${accountColumnsOf('a')}
+     FROM pending_sign_ins p JOIN accounts a ON a.id = p.account_id
+     WHERE p.id_hash = $1 AND p.door = $2 AND p.expires_at > now()`,
     [hashOf(id), door],
   );
-  return rows[0] && { accountId: rows[0].account_id, amr: rows[0].amr };
+  const row = rows[0];
+  return row && { accountId: row.id, amr: row.pending_amr, account: toAccount(row) };
 }
 
 /** Records a factor the person set up during this sign-in (so it counts towards the level when it finishes). */

@@ -24,14 +24,14 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** The statements on the factor tables the server sends while `work` runs. */
-async function factorStatementsDuring(work: () => Promise<unknown>): Promise<string[]> {
+/** The statements matching `pattern` the server sends while `work` runs. */
+async function statementsDuring(pattern: RegExp, work: () => Promise<unknown>): Promise<string[]> {
   const pool = server.db.pool;
   const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
   const seen: string[] = [];
   (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
     const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-    if (/\b(passkeys|totp_factors|recovery_codes)\b/.test(String(text))) seen.push(String(text).replace(/\s+/g, ' ').trim());
+    if (pattern.test(String(text))) seen.push(String(text).replace(/\s+/g, ' ').trim());
     return query(...args);
   };
   try {
@@ -42,13 +42,16 @@ async function factorStatementsDuring(work: () => Promise<unknown>): Promise<str
   return seen;
 }
 
+const onFactorTables = /\b(passkeys|totp_factors|recovery_codes)\b/;
+const onAccountsOrPendingSignIns = /\b(accounts|pending_sign_ins)\b/;
+
 describe('a password sign-in without a second factor', () => {
   it('asks one question of the factor tables and goes back to the service', async () => {
     const person = await createTestAccount(server.db);
     const login = await openServiceLogin(server, registered);
     let status = 0;
     let location = '';
-    const statements = await factorStatementsDuring(async () => {
+    const statements = await statementsDuring(onFactorTables, async () => {
       const answer = await login.submit(person.email, person.password);
       status = answer.status;
       location = answer.headers.get('location') ?? '';
@@ -67,11 +70,14 @@ describe('a sign-in with an authenticator app', () => {
     const { secret } = await setUpAuthenticatorApp(accountPages, server);
     await ageAuthenticatorApp(server, person.id);
     let result: Awaited<ReturnType<typeof signInAtService>> | undefined;
-    const statements = await factorStatementsDuring(async () => {
-      result = await signInAtService(new UserAgent(), server, registered, {
-        email: person.email,
-        password: person.password,
-        totpSecret: secret,
+    let accountReads: string[] = [];
+    const statements = await statementsDuring(onFactorTables, async () => {
+      accountReads = await statementsDuring(onAccountsOrPendingSignIns, async () => {
+        result = await signInAtService(new UserAgent(), server, registered, {
+          email: person.email,
+          password: person.password,
+          totpSecret: secret,
+        });
       });
     });
     expect(result?.callback?.searchParams.get('code')).toBeTruthy();
@@ -80,5 +86,13 @@ describe('a sign-in with an authenticator app', () => {
     expect(factorReads).toHaveLength(3);
     // Beyond those: whether it has a second factor, and the code's check (the secret, then spending its step).
     expect(statements).toHaveLength(3 + 3);
+    // Between the password and the end of the second step, its two pages read the pending
+    // sign-in with its account, one statement each.
+    const held = accountReads.findIndex((text) => text.startsWith('INSERT INTO pending_sign_ins'));
+    const finished = accountReads.findIndex((text) => text.startsWith('DELETE FROM pending_sign_ins'));
+    expect(accountReads.slice(held + 1, finished)).toEqual([
+      expect.stringContaining('FROM pending_sign_ins p JOIN accounts a'),
+      expect.stringContaining('FROM pending_sign_ins p JOIN accounts a'),
+    ]);
   });
 });

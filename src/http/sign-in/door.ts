@@ -1,5 +1,4 @@
 import type { Context } from 'koa';
-import { findAccountById } from '../../accounts/store.js';
 import { acrLevels, satisfies, type AcrLevel, type AuthenticationMethod } from '../../factors/levels.js';
 import { findPendingSignIn, finishPendingSignIn, startPendingSignIn, type PendingSignIn } from '../../factors/pending-sign-ins.js';
 import type { Factors } from '../../factors/summary.js';
@@ -70,9 +69,10 @@ export async function holdPendingSignIn(ctx: Context, deps: SelfServiceDeps, doo
 /** The pending sign-in of this browser at this door, with its account. */
 export async function currentPending(ctx: Context, deps: SelfServiceDeps, door: SignInDoor) {
   const id = ctx.cookies.get(PENDING_COOKIE, { signed: true });
-  const pending = id ? await findPendingSignIn(deps.db, id, door.name) : undefined;
-  const account = pending ? await findAccountById(deps.db, pending.accountId) : undefined;
-  return pending && account && id ? { id, pending, account } : undefined;
+  const found = id ? await findPendingSignIn(deps.db, id, door.name) : undefined;
+  if (!found || !id) return undefined;
+  const { account, ...pending } = found;
+  return { id, pending, account };
 }
 
 export function forgetPending(ctx: Context): void {
