@@ -9,27 +9,39 @@ import type { Logger } from '../logger.js';
  * (grant.success, including refreshes). Written after the response, never in its way.
  */
 export function trackServiceUsage(provider: Provider, db: Database, logger: Logger): void {
-  const write = (accountId: string, clientId: string) =>
-    recordServiceUse(db, accountId, clientId).catch((error: Error) => logger.warn({ err: error.message }, 'could not record service use'));
-  // Token requests are the frequent kind: "last used" is shown to the minute, so one write per
-  // (account, service) a minute per process is enough for them (bench/RESULTS.md).
-  const recentTokenWrites = new Map<string, number>();
+  // "Last used" is shown to the minute, so one write per (account, service) a minute per process
+  // is enough; each write remembers the grant it was made with.
+  const recentWrites = new Map<string, { at: number; grantId: string | undefined }>();
+  const write = (key: string, accountId: string, clientId: string, grantId: string | undefined) => {
+    if (recentWrites.size > 10_000) recentWrites.clear();
+    recentWrites.set(key, { at: Date.now(), grantId });
+    recordServiceUse(db, accountId, clientId).catch((error: Error) => {
+      recentWrites.delete(key);
+      logger.warn({ err: error.message }, 'could not record service use');
+    });
+  };
+  const writtenWithin = (key: string, ms: number) => {
+    const last = recentWrites.get(key);
+    return last !== undefined && last.at > Date.now() - ms ? last : undefined;
+  };
   provider.on('grant.success', (ctx) => {
     const accountId = ctx.oidc.account?.accountId;
     const clientId = ctx.oidc.client?.clientId;
     if (!accountId || !clientId) return;
     const key = `${accountId}\0${clientId}`;
-    const now = Date.now();
-    if ((recentTokenWrites.get(key) ?? 0) > now - 60_000) return;
-    if (recentTokenWrites.size > 10_000) recentTokenWrites.clear();
-    recentTokenWrites.set(key, now);
-    void write(accountId, clientId);
+    if (writtenWithin(key, 60_000)) return;
+    write(key, accountId, clientId, ctx.oidc.grant?.jti);
   });
-  // A sign-in always writes: after a disconnect (which deletes the dates, possibly on another
-  // instance) the next sign-in must record them again, however soon it comes.
+  // A disconnect (on any instance) deletes the dates and revokes the grant, so the next
+  // sign-in to the service comes with another grant: that one always writes. A sign-in with
+  // the grant of the last write is an SSO hop like the others.
   provider.on('authorization.success', (ctx) => {
     const accountId = ctx.oidc.session?.accountId;
     const clientId = ctx.oidc.client?.clientId;
-    if (accountId && clientId) void write(accountId, clientId);
+    if (!accountId || !clientId) return;
+    const key = `${accountId}\0${clientId}`;
+    const grantId = ctx.oidc.grant?.jti;
+    if (grantId !== undefined && writtenWithin(key, 60_000)?.grantId === grantId) return;
+    write(key, accountId, clientId, grantId);
   });
 }

@@ -96,3 +96,24 @@ describe('a sign-in with an authenticator app', () => {
     ]);
   });
 });
+
+describe('an SSO hop', () => {
+  it('within a minute of the last one, with the same grant, writes no service use', async () => {
+    const person = await createTestAccount(server.db);
+    const browser = new UserAgent();
+    const usageWrites = /^\s*INSERT INTO service_usage/;
+    const first = await statementsDuring(usageWrites, async () => {
+      const signedIn = await signInAtService(browser, server, registered, { email: person.email, password: person.password });
+      expect(signedIn.callback).toBeDefined();
+    });
+    const hop = await statementsDuring(usageWrites, async () => {
+      const again = await signInAtService(browser, server, registered, {});
+      expect(again.pages).toEqual([]);
+      expect(again.callback?.searchParams.get('code')).toBeTruthy();
+    });
+    expect(first).toHaveLength(1);
+    expect(hop).toHaveLength(0);
+    const { rows } = await server.db.query('SELECT 1 FROM service_usage WHERE account_id = $1', [person.id]);
+    expect(rows).toHaveLength(1);
+  });
+});
