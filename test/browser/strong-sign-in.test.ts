@@ -404,10 +404,13 @@ describe.skipIf(chromiumMissing)('strong sign-in in headless Chromium', () => {
       await signInToAccountPages(page, t, account);
       await page.getByRole('heading', { name: t('security.title'), exact: true }).waitFor();
       await scan('security');
+      // Each scan waits for its page: axe run while the click's navigation is under way finds no document.
       await page.getByRole('link', { name: t('security.authenticator.setUp') }).click();
+      await page.locator('#totp-secret').waitFor();
       await scan('authenticator setup');
       const secret = (await page.locator('#totp-secret').textContent())!.trim();
       await page.getByRole('button', { name: t('authenticator.submit') }).click();
+      await page.locator('.error').first().waitFor();
       await scan('authenticator setup with an error');
       await page.getByLabel(t('authenticator.enterCode')).fill(totpCode(secret));
       await page.getByRole('button', { name: t('authenticator.submit') }).click();
