@@ -14,8 +14,8 @@ interface Answer {
  *
  * - Services may cache them briefly (shorter than a key's activation delay).
  * - The provider builds each document once per key set. Later GETs get the bytes and
- *   headers it produced, without the provider's middleware (2 of every 3 microseconds of
- *   such a request were spent there).
+ *   headers it produced, without the provider's middleware, where about three quarters of
+ *   such a request's CPU went (bench/RESULTS.md, fourth round).
  * - A new key set, from any door, is a new object in the provider, so it makes the next
  *   request build again.
  * - A request with an Origin takes the provider's path, because its CORS answer echoes
