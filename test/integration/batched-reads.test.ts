@@ -4,6 +4,7 @@ import { createTestClient } from '../helpers/fixtures.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
 import { discoverClient } from '../helpers/oidc-client.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { statementsDuring as sentStatements } from '../helpers/statements.js';
 
 /*
  * Performance issue: the adapter's reads of tokens by (model, id), and its writes of tokens,
@@ -26,24 +27,8 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** The token statements matching `pattern` the server sends while `work` runs. */
-async function statementsDuring(pattern: RegExp, work: () => Promise<unknown>): Promise<number> {
-  const pool = server.db.pool;
-  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  let count = 0;
-  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    // A statement comes as its text, or (prepared) as { name, text, values }.
-    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-    if (pattern.test(String(text))) count += 1;
-    return query(...args);
-  };
-  try {
-    await work();
-  } finally {
-    (pool as unknown as { query: unknown }).query = query;
-  }
-  return count;
-}
+/** How many statements matching `pattern` the server sends while `work` runs. */
+const statementsDuring = async (pattern: RegExp, work: () => Promise<unknown>) => (await sentStatements(server.db, pattern, work)).length;
 
 const tokenReadsDuring = (work: () => Promise<unknown>) => statementsDuring(/^\s*SELECT [\s\S]*FROM oidc_payloads/, work);
 const tokenWritesDuring = (work: () => Promise<unknown>) => statementsDuring(/^\s*INSERT INTO oidc_payloads/, work);

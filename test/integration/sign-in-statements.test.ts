@@ -6,6 +6,7 @@ import { signInToAccountPages } from '../helpers/self-service.js';
 import { ageAuthenticatorApp, setUpAuthenticatorApp, signInAtService } from '../helpers/strong-sign-in.js';
 import { UserAgent } from '../helpers/user-agent.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+import { statementsDuring as sentStatements } from '../helpers/statements.js';
 
 /*
  * Performance issue: a password sign-in of an account without a second factor asks once
@@ -24,23 +25,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** The statements matching `pattern` the server sends while `work` runs. */
-async function statementsDuring(pattern: RegExp, work: () => Promise<unknown>): Promise<string[]> {
-  const pool = server.db.pool;
-  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  const seen: string[] = [];
-  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-    if (pattern.test(String(text))) seen.push(String(text).replace(/\s+/g, ' ').trim());
-    return query(...args);
-  };
-  try {
-    await work();
-  } finally {
-    (pool as unknown as { query: unknown }).query = query;
-  }
-  return seen;
-}
+const statementsDuring = (pattern: RegExp, work: () => Promise<unknown>) => sentStatements(server.db, pattern, work);
 
 const onFactorTables = /\b(passkeys|totp_factors|recovery_codes)\b/;
 const onAccountsOrPendingSignIns = /\b(accounts|pending_sign_ins)\b/;
