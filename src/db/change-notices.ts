@@ -3,8 +3,8 @@ import pg from 'pg';
 import type { Logger } from '../logger.js';
 import type { Database } from './index.js';
 
-/** The tables whose row changes Postgres announces (migrations/0023_change_notices.sql). */
-export type NotifiedTable = 'accounts' | 'clients';
+/** What Postgres announces row changes of: two tables (migrations/0023), and the protocol artefacts' storage (0026). */
+export type NotifiedTable = 'accounts' | 'clients' | 'artefacts';
 
 const channel = 'idp_changes';
 
@@ -102,42 +102,78 @@ export function listenForChanges(db: Database, logger: Logger): ChangeNotices {
   };
 }
 
+/** A lookup or write in flight for one id: a notice for that id meanwhile makes its result unfit to keep. */
+interface Watch {
+  stale: boolean;
+}
+
 /**
  * Rows by id, kept while change notices are live and dropped when one names them. A value
- * read while a notice for the table came in is returned but not kept: it may predate it.
+ * read or written while a notice for its id (or a loss of the connection) came in is returned
+ * but not kept: it may predate the change. When full, the oldest entry goes first.
  */
 export class NotifiedCache<V> {
   private readonly entries = new Map<string, V>();
-  private version = 0;
+  private readonly watches = new Map<string, Set<Watch>>();
 
   constructor(
     private readonly notices: ChangeNotices,
     table: NotifiedTable,
     private readonly maxEntries = 10_000,
   ) {
-    notices.subscribe(table, (id) => {
-      this.version += 1;
-      if (id === undefined) this.entries.clear();
-      else this.entries.delete(id);
-    });
+    notices.subscribe(table, (id) => (id === undefined ? this.forgetAll() : this.forget(id)));
   }
 
   async get(id: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
     const kept = this.entries.get(id);
     if (kept !== undefined && this.notices.live) return kept;
-    const version = this.version;
-    const value = await load();
     // Unknown ids are not remembered: a row created a moment ago must be found at once.
-    if (value !== undefined && this.notices.live && version === this.version) {
-      if (this.entries.size >= this.maxEntries) this.entries.clear();
-      this.entries.set(id, value);
-    }
-    return value;
+    return this.keepingResult(id, load);
+  }
+
+  /** For writes made by this process whose result is the row as stored now: kept once written. */
+  async write(id: string, write: () => Promise<V>): Promise<V> {
+    this.forget(id);
+    return (await this.keepingResult(id, write)) as V;
   }
 
   /** For writes made by this process, before their notice comes back. */
   forget(id: string): void {
-    this.version += 1;
     this.entries.delete(id);
+    for (const watch of this.watches.get(id) ?? []) watch.stale = true;
+  }
+
+  /** Drops every entry `matches` holds for, and marks every lookup in flight unfit to keep. */
+  forgetWhere(matches: (value: V) => boolean): void {
+    for (const [id, value] of this.entries) if (matches(value)) this.entries.delete(id);
+    this.markAllStale();
+  }
+
+  private forgetAll(): void {
+    this.entries.clear();
+    this.markAllStale();
+  }
+
+  private markAllStale(): void {
+    for (const watches of this.watches.values()) for (const watch of watches) watch.stale = true;
+  }
+
+  private async keepingResult<R extends V | undefined>(id: string, work: () => Promise<R>): Promise<R> {
+    const watch: Watch = { stale: false };
+    const watches = this.watches.get(id) ?? new Set<Watch>();
+    watches.add(watch);
+    this.watches.set(id, watches);
+    let value: R;
+    try {
+      value = await work();
+    } finally {
+      watches.delete(watch);
+      if (watches.size === 0) this.watches.delete(id);
+    }
+    if (value !== undefined && this.notices.live && !watch.stale) {
+      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+      this.entries.set(id, value);
+    }
+    return value;
   }
 }

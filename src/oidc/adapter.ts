@@ -107,8 +107,23 @@ interface PayloadWrite {
 const upsertAssignments = `payload = EXCLUDED.payload, grant_id = EXCLUDED.grant_id, user_code = EXCLUDED.user_code,
   uid = EXCLUDED.uid, account_id = EXCLUDED.account_id, client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at`;
 
-/** An oidc_payloads row as read: the payload, and when it was consumed. */
-type PayloadRow = { payload: Payload; consumed: number | null };
+/** An oidc_payloads row as read: the payload, when it was consumed, and when it expires (ms since the epoch). */
+type PayloadRow = { payload: Payload; consumed: number | null; expires: number | null };
+
+const readColumns = `payload, extract(epoch FROM consumed_at)::bigint AS consumed,
+  (extract(epoch FROM expires_at) * 1000)::float8 AS expires`;
+
+/**
+ * The models whose live rows a serving instance keeps in memory (migrations/0026 announces
+ * every change to them): each token, userinfo and introspection request reads its token and
+ * its grant, and those rows change rarely once written. Sessions are not kept: they change at
+ * every sign-in, and keeping them as well measured slower, not faster (bench/RESULTS.md).
+ */
+const keptModels = new Set(['AccessToken', 'ClientCredentials', 'AuthorizationCode', 'RefreshToken', 'Grant']);
+/** Of those, the ones written once when issued: kept from the moment this instance writes them. */
+const keptWhenIssued = new Set(['AccessToken', 'ClientCredentials', 'AuthorizationCode', 'RefreshToken']);
+/** The name a kept row goes by in the cache, as the notices of migrations/0026 spell it. */
+const keptName = (model: string, id: string) => `${model}:${id}`;
 
 /** Live rows looked up by (model, id) or by (model, uid): those of one event-loop turn in one statement. */
 function batchedPayloadRead(db: Database, column: 'id' | 'uid') {
@@ -116,14 +131,14 @@ function batchedPayloadRead(db: Database, column: 'id' | 'uid') {
     one: async ({ model, key }) =>
       (
         await db.query<PayloadRow>(
-          `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+          `SELECT ${readColumns} FROM oidc_payloads
            WHERE model = $1 AND ${column} = $2 AND (expires_at IS NULL OR expires_at > now())`,
           [model, key],
         )
       ).rows[0],
     many: async (keys) => {
       const { rows } = await db.query<PayloadRow & { model: string; key: string }>(
-        `SELECT model, ${column} AS key, payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+        `SELECT model, ${column} AS key, ${readColumns} FROM oidc_payloads
          WHERE ${column} IS NOT NULL AND (model, ${column}) IN (SELECT * FROM unnest($1::text[], $2::text[]))
            AND (expires_at IS NULL OR expires_at > now())`,
         [keys.map((key) => key.model), keys.map((key) => key.key)],
@@ -144,6 +159,19 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
   // statement; likewise the session each token request looks up by its uid.
   const readPayload = batchedPayloadRead(db, 'id');
   const readPayloadByUid = batchedPayloadRead(db, 'uid');
+  const keptRows = changeNotices ? new NotifiedCache<PayloadRow>(changeNotices, 'artefacts', 20_000) : undefined;
+  /** A live row by id, from memory when this instance holds it. The caller gets its own copy to change. */
+  const readRow = async (model: string, key: string): Promise<PayloadRow | undefined> => {
+    if (!keptRows || !keptModels.has(model)) return readPayload({ model, key });
+    const name = keptName(model, key);
+    const row = await keptRows.get(name, () => readPayload({ model, key }));
+    if (!row) return undefined;
+    if (row.expires !== null && row.expires <= Date.now()) {
+      keptRows.forget(name);
+      return undefined;
+    }
+    return { ...row, payload: structuredClone(row.payload) };
+  };
   // Token writes of one event-loop turn (concurrent requests' codes, access and refresh tokens) as one statement.
   const writePayload = sameTurnWriteBatch<PayloadWrite>({
     one: async (row) => {
@@ -212,17 +240,28 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
         if (sessions.wouldNotChange(key, stored)) return;
         sessions.written(key, stored);
       }
-      await writePayload({
-        model: this.model,
-        id: key,
-        payload: stored,
-        grantId,
-        userCode: full.userCode ? digestOf(full.userCode) : null,
-        // A session's uid is its public handle (support tools, sessionUid in tokens), not its cookie.
-        uid: full.uid ?? null,
-        accountId: accountOf(this.model, full),
-        clientId: full.clientId ?? null,
-        lifetime,
+      const write = () =>
+        writePayload({
+          model: this.model,
+          id: key,
+          payload: stored,
+          grantId,
+          userCode: full.userCode ? digestOf(full.userCode) : null,
+          // A session's uid is its public handle (support tools, sessionUid in tokens), not its cookie.
+          uid: full.uid ?? null,
+          accountId: accountOf(this.model, full),
+          clientId: full.clientId ?? null,
+          lifetime,
+        });
+      if (!keptRows || !keptModels.has(this.model)) return write();
+      if (!keptWhenIssued.has(this.model)) {
+        keptRows.forget(keptName(this.model, key));
+        return write();
+      }
+      const expires = lifetime === null ? null : Date.now() + lifetime * 1000;
+      await keptRows.write(keptName(this.model, key), async () => {
+        await write();
+        return { payload: structuredClone(stored), consumed: null, expires };
       });
     }
 
@@ -233,7 +272,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       }
       const key = storedId(this.model, id);
       if (!storable(key)) return undefined;
-      const row = await readPayload({ model: this.model, key });
+      const row = await readRow(this.model, key);
       if (!row) return undefined;
       if (this.model === 'Session') sessions.read(key, row.payload);
       const stored = (row.consumed === null ? row.payload : { ...row.payload, consumed: Number(row.consumed) }) as Payload;
@@ -259,8 +298,8 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
 
     private async findWhere(condition: string, value: string): Promise<Payload | undefined> {
       if (!storable(value)) return undefined;
-      const { rows } = await db.query<{ payload: Payload; consumed: number | null }>(
-        `SELECT payload, extract(epoch FROM consumed_at)::bigint AS consumed FROM oidc_payloads
+      const { rows } = await db.query<PayloadRow>(
+        `SELECT ${readColumns} FROM oidc_payloads
          WHERE model = $1 AND ${condition} AND (expires_at IS NULL OR expires_at > now())`,
         [this.model, value],
       );
@@ -276,6 +315,7 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
      */
     async consume(id: string): Promise<void> {
       const key = storedId(this.model, id);
+      keptRows?.forget(keptName(this.model, key));
       const { rowCount } = await db.query(
         `UPDATE oidc_payloads SET consumed_at = now()
          WHERE model = $1 AND id = $2 AND consumed_at IS NULL AND (expires_at IS NULL OR expires_at > now())`,
@@ -299,10 +339,14 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
       }
       const key = storedId(this.model, id);
       if (this.model === 'Session') sessions.forget(key);
+      // The notice of the DELETE names the row everywhere; here it must be gone before the answer.
+      keptRows?.forget(keptName(this.model, key));
       await db.query('DELETE FROM oidc_payloads WHERE model = $1 AND id = $2', [this.model, key]);
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {
+      keptRows?.forgetWhere((row) => row.payload.grantId === grantId);
+      if (this.model === 'Grant') keptRows?.forget(keptName('Grant', grantId));
       await db.query('DELETE FROM oidc_payloads WHERE grant_id = $1 AND model = $2', [grantId, this.model]);
     }
   };
