@@ -110,10 +110,13 @@ interface Watch {
 /**
  * Rows by id, kept while change notices are live and dropped when one names them. A value
  * read or written while a notice for its id (or a loss of the connection) came in is returned
- * but not kept: it may predate the change. When full, the oldest entry goes first.
+ * but not kept: it may predate the change. Entries live in two generations: when the newer
+ * holds half of `maxEntries`, the older is dropped whole and the newer takes its place, so
+ * a full cache sheds its least recently used half at once rather than paying for each eviction.
  */
 export class NotifiedCache<V> {
-  private readonly entries = new Map<string, V>();
+  private newer = new Map<string, V>();
+  private older = new Map<string, V>();
   private readonly watches = new Map<string, Set<Watch>>();
 
   constructor(
@@ -125,8 +128,11 @@ export class NotifiedCache<V> {
   }
 
   async get(id: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
-    const kept = this.entries.get(id);
-    if (kept !== undefined && this.notices.live) return kept;
+    const kept = this.newer.get(id) ?? this.older.get(id);
+    if (kept !== undefined && this.notices.live) {
+      if (!this.newer.has(id)) this.keep(id, kept);
+      return kept;
+    }
     // Unknown ids are not remembered: a row created a moment ago must be found at once.
     return this.keepingResult(id, load);
   }
@@ -139,18 +145,20 @@ export class NotifiedCache<V> {
 
   /** For writes made by this process, before their notice comes back. */
   forget(id: string): void {
-    this.entries.delete(id);
+    this.newer.delete(id);
+    this.older.delete(id);
     for (const watch of this.watches.get(id) ?? []) watch.stale = true;
   }
 
   /** Drops every entry `matches` holds for, and marks every lookup in flight unfit to keep. */
   forgetWhere(matches: (value: V) => boolean): void {
-    for (const [id, value] of this.entries) if (matches(value)) this.entries.delete(id);
+    for (const entries of [this.newer, this.older]) for (const [id, value] of entries) if (matches(value)) entries.delete(id);
     this.markAllStale();
   }
 
   private forgetAll(): void {
-    this.entries.clear();
+    this.newer = new Map();
+    this.older = new Map();
     this.markAllStale();
   }
 
@@ -170,10 +178,17 @@ export class NotifiedCache<V> {
       watches.delete(watch);
       if (watches.size === 0) this.watches.delete(id);
     }
-    if (value !== undefined && this.notices.live && !watch.stale) {
-      if (this.entries.size >= this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
-      this.entries.set(id, value);
-    }
+    if (value !== undefined && this.notices.live && !watch.stale) this.keep(id, value);
     return value;
+  }
+
+  /** Into the newer generation; an entry in use moves there from the older. */
+  private keep(id: string, value: V): void {
+    if (this.newer.size >= this.maxEntries / 2) {
+      this.older = this.newer;
+      this.newer = new Map();
+    }
+    this.older.delete(id);
+    this.newer.set(id, value);
   }
 }

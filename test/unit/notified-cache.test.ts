@@ -75,12 +75,15 @@ describe('a cache kept true by change notices', () => {
     expect(await cache.get('b', async () => 'read b')).toBe('read b');
   });
 
-  it('drops the oldest entry when full, and what matches on request', async () => {
+  it('sheds the entries least recently used when full, and what matches on request', async () => {
     const cache = new NotifiedCache<{ grant: string }>(notices(), 'artefacts', 2);
     await cache.get('a', async () => ({ grant: 'g1' }));
     await cache.get('b', async () => ({ grant: 'g2' }));
     await cache.get('c', async () => ({ grant: 'g1' }));
     expect(await cache.get('a', async () => ({ grant: 'a read again' }))).toEqual({ grant: 'a read again' });
+    // In use, c stays while b, unused, goes.
+    expect(await cache.get('c', async () => ({ grant: 'c read again' }))).toEqual({ grant: 'g1' });
+    expect(await cache.get('b', async () => ({ grant: 'b read again' }))).toEqual({ grant: 'b read again' });
     cache.forgetWhere((row) => row.grant === 'g1');
     expect(await cache.get('c', async () => ({ grant: 'c read again' }))).toEqual({ grant: 'c read again' });
   });
