@@ -171,7 +171,8 @@ export async function startOurs(databaseUrl: string, extraEnv: Record<string, st
         (process.env['BENCH_OURS_ENV'] ?? '')
           .split(/\s+/)
           .filter(Boolean)
-          .map((pair) => pair.split('=', 2)),
+          // at the first "=": a value may hold one (NODE_OPTIONS=--heapsnapshot-signal=SIGUSR2)
+          .map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
       ),
       ...extraEnv,
     },
