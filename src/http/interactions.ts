@@ -34,6 +34,8 @@ const loginForm = z.object({
   password: z.string().max(1000).default(''),
   _csrf: z.string().max(200).optional(),
 });
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
 const registerForm = loginForm.extend({ name: z.string().max(1000).default('') });
 const registrationFields = z.object({
   email: z.string().trim().min(1).max(254).pipe(z.email()),
@@ -66,7 +68,7 @@ function optionalScopesOf(client: { [key: string]: unknown } | undefined): Set<s
  * grant the person made earlier covers the rest), or everything it asks for when it asked
  * for the question again (prompt=consent).
  */
-function scopesToAsk(details: Awaited<ReturnType<Provider['interactionDetails']>>): string[] {
+function scopesToAsk(details: Interaction): string[] {
   const requested = String(details.params['scope'] ?? 'openid').split(' ');
   const missing = (details.prompt.details as { missingOIDCScope?: string[] }).missingOIDCScope ?? [];
   if (details.prompt.reasons.includes('consent_prompt') || missing.length === 0) return requested;
@@ -75,7 +77,7 @@ function scopesToAsk(details: Awaited<ReturnType<Provider['interactionDetails']>
 
 /**
  * The hosted login, registration and consent pages. They talk to oidc-provider only through
- * interactionDetails and interactionResult, as a separate login/consent app would.
+ * interactionDetails and the Interaction it returns, as a separate login/consent app would.
  */
 export function interactionRoutes(deps: SelfServiceDeps): Router {
   const { provider, db, throttle } = deps;
@@ -96,10 +98,16 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
     return { details, client, clientId: client?.clientId ?? null, clientName };
   }
 
-  async function finish(ctx: Context, result: InteractionResults, merge: boolean): Promise<void> {
-    const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: merge });
+  /**
+   * interactionResult's own steps, on the interaction this request loaded and checked at its
+   * start: interactionResult would read it (and its session) again, a statement more for
+   * every page that ends an interaction.
+   */
+  async function finish(ctx: Context, interaction: Interaction, result: InteractionResults, merge: boolean): Promise<void> {
+    interaction.result = merge && !('error' in result) ? { ...interaction.lastSubmission, ...result } : result;
+    await interaction.persist();
     ctx.status = 303;
-    ctx.redirect(redirectTo);
+    ctx.redirect(interaction.returnTo);
   }
 
   /** This interaction as a door of the sign-in steps (sign-in/). */
@@ -116,10 +124,11 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
         clientRequiredAcr: client?.['require_acr'],
       }),
       restartUrl: base,
-      finish: (ctx, signIn) => finish(ctx, { login: { accountId: signIn.accountId, amr: signIn.amr, acr: levelOf(signIn.amr) } }, false),
+      finish: (ctx, signIn) => finish(ctx, details, { login: { accountId: signIn.accountId, amr: signIn.amr, acr: levelOf(signIn.amr) } }, false),
       decline: (ctx) =>
         finish(
           ctx,
+          details,
           {
             error: 'unmet_authentication_requirements',
             error_description: 'The user did not set up the sign-in method the service requires.',
@@ -328,7 +337,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       ip: ctx.ip,
       details: { scopes: shared, declined },
     });
-    await finish(ctx, { consent: details.grantId ? {} : { grantId } }, true);
+    await finish(ctx, details, { consent: details.grantId ? {} : { grantId } }, true);
   });
 
   router.post('/abort', formBody, async (ctx) => {
@@ -336,7 +345,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
     readForm(ctx, csrfOnlyForm);
     consentCounter.inc({ outcome: 'denied' });
     await recordAuditEvent(db, { event: 'consent', outcome: 'denied', actor: details.session?.accountId ?? null, clientId, ip: ctx.ip });
-    await finish(ctx, { error: 'access_denied', error_description: 'The user declined the request.' }, false);
+    await finish(ctx, details, { error: 'access_denied', error_description: 'The user declined the request.' }, false);
   });
 
   return router;

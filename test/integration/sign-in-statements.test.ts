@@ -10,7 +10,7 @@ import { statementsDuring as sentStatements } from '../helpers/statements.js';
 
 /*
  * Performance issue: a password sign-in of an account without a second factor asks once
- * whether it has one, and reads no factor beyond that; with an authenticator app, each page
+ * whether it has one, and reads no factor beyond that, and its interaction once; with an authenticator app, each page
  * of the second step reads the account's factors in one statement.
  */
 
@@ -44,6 +44,18 @@ describe('a password sign-in without a second factor', () => {
     expect(status).toBe(303);
     expect(location).toMatch(/\/auth\//);
     expect(statements).toEqual([expect.stringMatching(/^SELECT EXISTS \(SELECT 1 FROM passkeys/)]);
+  });
+
+  it('reads its interaction once, at the start, and saves it with the result', async () => {
+    const person = await createTestAccount(server.db);
+    const login = await openServiceLogin(server, registered);
+    let status = 0;
+    const statements = await statementsDuring(/\boidc_payloads\b/, async () => {
+      status = (await login.submit(person.email, person.password)).status;
+    });
+    expect(status).toBe(303);
+    // Only the interaction is read or written here: no session, no grant yet.
+    expect(statements).toEqual([expect.stringMatching(/^SELECT payload\b/), expect.stringMatching(/^INSERT INTO oidc_payloads\b/)]);
   });
 });
 
