@@ -31,6 +31,7 @@ export function existingGrantLoader(findAccountGrant: AccountGrantLookup): NonNu
       const accountGrantId = await findAccountGrant(session.accountId, client.clientId);
       existing = accountGrantId ? await Grant.find(accountGrantId) : undefined;
     }
+    const stored = existing && whatItGrants(existing);
     // What the person declined or withdrew is asked again at the next request for it, but not
     // again in the sign-in where they just answered (its resumption carries their consent).
     if (existing && !ctx.oidc.result?.consent) forgetDeclined(existing);
@@ -38,7 +39,9 @@ export function existingGrantLoader(findAccountGrant: AccountGrantLookup): NonNu
     const grant = existing ?? new Grant({ clientId: client.clientId, accountId: session.accountId });
     const requested = String(ctx.oidc.params?.['scope'] ?? 'openid');
     grant.addOIDCScope(permittedScopes(requested, client.scope).join(' '));
-    await grant.save();
+    // A grant that already holds all of it is not written again: saving keeps its expiry, so
+    // the write (and the change notice every instance would act on) would change nothing.
+    if (whatItGrants(grant) !== stored) await grant.save();
     return grant;
   };
 }
@@ -56,6 +59,12 @@ const without = (scopes: string | undefined, scope: string) =>
     .split(' ')
     .filter((name) => name && name !== scope)
     .join(' ');
+
+/** What a grant gives and withholds (the parts of its payload that a sign-in may change), comparable as text. */
+function whatItGrants(grant: GrantInstance): string {
+  const { openid, rejected, resources, rar } = grant as unknown as GrantScopes & { resources?: unknown; rar?: unknown };
+  return JSON.stringify({ openid, rejected, resources, rar });
+}
 
 /** Drops what a grant says the person declined, for this request only (the grant is not saved). */
 function forgetDeclined(grant: GrantInstance): void {

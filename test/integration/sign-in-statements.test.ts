@@ -114,3 +114,39 @@ describe('an SSO hop', () => {
     expect(rows).toHaveLength(1);
   });
 });
+
+describe('a first-party sign-in', () => {
+  const grantRows = (accountId: string, clientId: string) =>
+    server.db.query<{ id: string; version: string; scope: string }>(
+      `SELECT id, xmin::text AS version, payload->'openid'->>'scope' AS scope FROM oidc_payloads
+        WHERE model = 'Grant' AND account_id = $1 AND client_id = $2`,
+      [accountId, clientId],
+    );
+
+  it('writes the grant only when it gains something', async () => {
+    const firstParty = await createTestClient(server.db, server.validator, { redirectUris: ['http://127.0.0.1:9482/cb'], firstParty: true });
+    const person = await createTestAccount(server.db);
+    const signIn = async (scope: string) => {
+      const result = await signInAtService(new UserAgent(), server, firstParty, { email: person.email, password: person.password }, { scope });
+      expect(result.callback?.searchParams.get('code')).toBeTruthy();
+      expect(result.pages).toEqual(['login']);
+    };
+    await signIn('openid profile');
+    const { rows: first } = await grantRows(person.id, firstParty.client.clientId);
+    expect(first).toHaveLength(1);
+    expect(first[0]!.scope).toBe('openid profile');
+
+    // Another browser, the same scopes: the grant found for the account already holds them.
+    await signIn('openid profile');
+    const { rows: again } = await grantRows(person.id, firstParty.client.clientId);
+    expect(again).toEqual(first);
+
+    // A scope it did not hold yet is added to the same grant.
+    await signIn('openid profile email');
+    const { rows: widened } = await grantRows(person.id, firstParty.client.clientId);
+    expect(widened).toHaveLength(1);
+    expect(widened[0]!.id).toBe(first[0]!.id);
+    expect(widened[0]!.scope).toBe('openid profile email');
+    expect(widened[0]!.version).not.toBe(first[0]!.version);
+  });
+});
