@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { accountColumnsOf, toAccount, type Account, type AccountRow } from '../accounts/store.js';
 import type { Queryable } from '../db/index.js';
+import { factorColumns, toFactors, type Factors, type FactorsRow } from './summary.js';
 
 /**
  * A sign-in between its steps: the password was right and the second step is awaited. The
@@ -26,21 +27,24 @@ export async function startPendingSignIn(db: Queryable, pending: PendingSignIn &
   return id;
 }
 
-/** The pending sign-in with its account, in one statement (each page of the second step reads both). */
+/**
+ * The pending sign-in with its account and the account's factors, in one statement: each
+ * page of the second step needs all three.
+ */
 export async function findPendingSignIn(
   db: Queryable,
   id: string | undefined,
   door: string,
-): Promise<(PendingSignIn & { account: Account }) | undefined> {
+): Promise<(PendingSignIn & { account: Account; factors: Factors }) | undefined> {
   if (!id || !idShape.test(id)) return undefined;
-  const { rows } = await db.query<AccountRow & { pending_amr: string[] }>(
-    `SELECT p.amr AS pending_amr, ${accountColumnsOf('a')}
+  const { rows } = await db.query<AccountRow & FactorsRow & { pending_amr: string[] }>(
+    `SELECT p.amr AS pending_amr, ${accountColumnsOf('a')}, ${factorColumns('a.id')}
      FROM pending_sign_ins p JOIN accounts a ON a.id = p.account_id
      WHERE p.id_hash = $1 AND p.door = $2 AND p.expires_at > now()`,
     [hashOf(id), door],
   );
   const row = rows[0];
-  return row && { accountId: row.id, amr: row.pending_amr, account: toAccount(row) };
+  return row && { accountId: row.id, amr: row.pending_amr, account: toAccount(row), factors: toFactors(row) };
 }
 
 /** Records a factor the person set up during this sign-in (so it counts towards the level when it finishes). */

@@ -12,8 +12,8 @@ export interface Factors {
 
 type Timestamp = string;
 
-type FactorsRow = {
-  passkeys: {
+export type FactorsRow = {
+  factor_passkeys: {
     credentialId: string;
     name: string;
     deviceType: Passkey['deviceType'];
@@ -21,28 +21,27 @@ type FactorsRow = {
     createdAt: Timestamp;
     lastUsedAt: Timestamp | null;
   }[];
-  totp: { createdAt: Timestamp; lastUsedAt: Timestamp | null } | null;
-  recovery_codes: { unused: number; total: number; createdAt: Timestamp | null };
+  factor_totp: { createdAt: Timestamp; lastUsedAt: Timestamp | null } | null;
+  factor_recovery_codes: { unused: number; total: number; createdAt: Timestamp | null };
 };
 
 const dateOrNull = (value: Timestamp | null) => (value === null ? null : new Date(value));
 
 /**
- * In one statement: a sign-in with a second step reads them three times (to choose the
- * step, to show it and to check the answer), and each statement costs more than its rows.
+ * The factors of the account whose id is `accountId` (an SQL expression) as three columns:
+ * a statement that reads the account for another reason (a pending sign-in) reads them too.
  */
-export async function factorsOf(db: Queryable, accountId: string): Promise<Factors> {
-  const { rows } = await db.query<FactorsRow>(
-    `SELECT
-       (SELECT coalesce(json_agg(json_build_object('credentialId', credential_id, 'name', name, 'deviceType', device_type,
+export function factorColumns(accountId: string): string {
+  return `(SELECT coalesce(json_agg(json_build_object('credentialId', credential_id, 'name', name, 'deviceType', device_type,
                  'backedUp', backed_up, 'createdAt', created_at, 'lastUsedAt', last_used_at) ORDER BY created_at, credential_id), '[]')
-        FROM passkeys WHERE account_id = $1) AS passkeys,
-       (SELECT json_build_object('createdAt', created_at, 'lastUsedAt', last_used_at) FROM totp_factors WHERE account_id = $1) AS totp,
+        FROM passkeys WHERE account_id = ${accountId}) AS factor_passkeys,
+       (SELECT json_build_object('createdAt', created_at, 'lastUsedAt', last_used_at) FROM totp_factors WHERE account_id = ${accountId}) AS factor_totp,
        (SELECT json_build_object('unused', count(*) FILTER (WHERE used_at IS NULL), 'total', count(*), 'createdAt', min(created_at))
-        FROM recovery_codes WHERE account_id = $1) AS recovery_codes`,
-    [accountId],
-  );
-  const { passkeys, totp, recovery_codes: codes } = rows[0]!;
+        FROM recovery_codes WHERE account_id = ${accountId}) AS factor_recovery_codes`;
+}
+
+export function toFactors(row: FactorsRow): Factors {
+  const { factor_passkeys: passkeys, factor_totp: totp, factor_recovery_codes: codes } = row;
   return {
     passkeys: passkeys.map((passkey) => ({
       ...passkey,
@@ -52,6 +51,15 @@ export async function factorsOf(db: Queryable, accountId: string): Promise<Facto
     totp: totp ? { createdAt: new Date(totp.createdAt), lastUsedAt: dateOrNull(totp.lastUsedAt) } : undefined,
     recoveryCodes: { unused: codes.unused, total: codes.total, createdAt: dateOrNull(codes.createdAt) },
   };
+}
+
+/**
+ * In one statement: a sign-in with a second step needs them on each of its pages (to choose
+ * the step, to show it and to check the answer), and each statement costs more than its rows.
+ */
+export async function factorsOf(db: Queryable, accountId: string): Promise<Factors> {
+  const { rows } = await db.query<FactorsRow>(`SELECT ${factorColumns('$1')}`, [accountId]);
+  return toFactors(rows[0]!);
 }
 
 /** Whether a password alone no longer signs in: the account has an authenticator app or a passkey. */

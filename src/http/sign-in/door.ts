@@ -66,13 +66,13 @@ export async function holdPendingSignIn(ctx: Context, deps: SelfServiceDeps, doo
   ctx.cookies.set(PENDING_COOKIE, id, pendingCookieOptions(ctx));
 }
 
-/** The pending sign-in of this browser at this door, with its account. */
+/** The pending sign-in of this browser at this door, with its account and the account's factors. */
 export async function currentPending(ctx: Context, deps: SelfServiceDeps, door: SignInDoor) {
   const id = ctx.cookies.get(PENDING_COOKIE, { signed: true });
   const found = id ? await findPendingSignIn(deps.db, id, door.name) : undefined;
   if (!found || !id) return undefined;
-  const { account, ...pending } = found;
-  return { id, pending, account };
+  const { account, factors, ...pending } = found;
+  return { id, pending, account, factors };
 }
 
 export function forgetPending(ctx: Context): void {

@@ -5,7 +5,6 @@ import type { Account } from '../../accounts/store.js';
 import { TooManyAttempts } from '../../errors.js';
 import { acrLevels, levelOf, methodsOf, satisfies, type AuthenticationMethod } from '../../factors/levels.js';
 import { extendPendingSignIn, finishPendingSignIn } from '../../factors/pending-sign-ins.js';
-import { factorsOf } from '../../factors/summary.js';
 import { totpCodeSchema } from '../../factors/totp.js';
 import { registrationResponseSchema, type RegistrationResponse } from '../../factors/webauthn.js';
 import { addPasskey, authenticatorAppSetup, confirmAuthenticatorApp } from '../../use-cases/enroll-factor.js';
@@ -64,7 +63,7 @@ export function setupOfferRoutes(
   async function offered(ctx: Context) {
     const found = await inProgress(ctx);
     if ('expired' in found) return found;
-    const factors = await factorsOf(deps.db, found.account.id);
+    const { factors } = found;
     if (anyMethod(usableMethods(factors, levelToReach(found.door, factors), passkeysOffered(deps)))) {
       return { door: found.door, expired: true as const };
     }
@@ -193,7 +192,7 @@ export function setupOfferRoutes(
     const found = await inProgress(ctx);
     if ('expired' in found) return renderExpired(ctx, found.door);
     const amr = found.pending.amr as AuthenticationMethod[];
-    if (!satisfies(levelOf(amr), levelToReach(found.door, await factorsOf(deps.db, found.account.id)))) {
+    if (!satisfies(levelOf(amr), levelToReach(found.door, found.factors))) {
       return renderExpired(ctx, found.door);
     }
     await finishPending(ctx, deps, found.door, found, amr);

@@ -5,7 +5,7 @@ import type { Account } from '../../accounts/store.js';
 import { TooManyAttempts } from '../../errors.js';
 import { levelOf, methodsOf, satisfies, type AuthenticationMethod } from '../../factors/levels.js';
 import { recoveryCodeSchema } from '../../factors/recovery-codes.js';
-import { factorsOf } from '../../factors/summary.js';
+import { factorsOf, type Factors } from '../../factors/summary.js';
 import { totpCodeSchema } from '../../factors/totp.js';
 import { authenticationResponseSchema, type AuthenticationResponse } from '../../factors/webauthn.js';
 import { passkeysOffered } from '../../use-cases/factor-context.js';
@@ -89,11 +89,10 @@ export function signInStepRoutes(
   async function renderSecondStep(
     ctx: Context,
     door: SignInDoor,
-    account: Account,
+    { account, factors }: { account: Account; factors: Factors },
     extra: { error?: string; errorField?: string } = {},
     status = 200,
   ) {
-    const factors = await factorsOf(deps.db, account.id);
     const methods = usableMethods(factors, levelToReach(door, factors), passkeysOffered(deps));
     ctx.state['returnPath'] = stepUrl(door, 'second-step');
     renderPage(
@@ -150,7 +149,7 @@ export function signInStepRoutes(
     const door = await doorOf(ctx);
     const current = await currentPending(ctx, deps, door);
     if (!current) return renderExpired(ctx, door);
-    await renderSecondStep(ctx, door, current.account);
+    await renderSecondStep(ctx, door, current);
   });
 
   router.post(`${prefix}/second-step`, formBody, async (ctx) => {
@@ -159,13 +158,12 @@ export function signInStepRoutes(
     const current = await currentPending(ctx, deps, door);
     if (!current) return renderExpired(ctx, door);
     const t = pageTranslator(ctx);
-    const { account, pending } = current;
+    const { account, pending, factors } = current;
     const answer = answerOf(ctx, form);
-    if ('error' in answer) return renderSecondStep(ctx, door, account, answer, 400);
-    const factors = await factorsOf(deps.db, account.id);
+    if ('error' in answer) return renderSecondStep(ctx, door, current, answer, 400);
     const methods = usableMethods(factors, levelToReach(door, factors), passkeysOffered(deps));
     if (!methods[answer.kind]) {
-      return renderSecondStep(ctx, door, account, { error: t('secondStep.error.method') }, 400);
+      return renderSecondStep(ctx, door, current, { error: t('secondStep.error.method') }, 400);
     }
     const result = await verifySecondStep(deps, {
       account,
@@ -184,16 +182,16 @@ export function signInStepRoutes(
         return renderSecondStep(
           ctx,
           door,
-          account,
+          current,
           { error: tooManyAttemptsMessage(t, new TooManyAttempts(result.retryAfterSeconds)) },
           429,
         );
       case 'incorrect':
         return answer.kind === 'recovery'
-          ? renderSecondStep(ctx, door, account, { error: t('secondStep.error.recovery'), errorField: 'recovery_code' }, 401)
-          : renderSecondStep(ctx, door, account, { error: t('secondStep.error.code'), errorField: 'code' }, 401);
+          ? renderSecondStep(ctx, door, current, { error: t('secondStep.error.recovery'), errorField: 'recovery_code' }, 401)
+          : renderSecondStep(ctx, door, current, { error: t('secondStep.error.code'), errorField: 'code' }, 401);
       default:
-        return renderSecondStep(ctx, door, account, { error: t(passkeyRefusalMessages[result.reason]) }, 400);
+        return renderSecondStep(ctx, door, current, { error: t(passkeyRefusalMessages[result.reason]) }, 400);
     }
   });
 }
