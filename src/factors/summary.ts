@@ -62,6 +62,13 @@ export async function factorsOf(db: Queryable, accountId: string): Promise<Facto
   return toFactors(rows[0]!);
 }
 
+/** The factors of an account just created. */
+export const noFactors: Factors = Object.freeze({
+  passkeys: [],
+  totp: undefined,
+  recoveryCodes: { unused: 0, total: 0, createdAt: null },
+});
+
 /** Whether a password alone no longer signs in: the account has an authenticator app or a passkey. */
 export function hasSecondFactor(factors: Pick<Factors, 'passkeys' | 'totp'>): boolean {
   return factors.passkeys.length > 0 || factors.totp !== undefined;

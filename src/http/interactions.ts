@@ -12,6 +12,7 @@ import { mailRequester } from '../security/throttle.js';
 import { mailLink, mailPerson } from '../use-cases/mail-person.js';
 import { recordSignIn } from '../use-cases/sign-in.js';
 import { levelOf, type AuthenticationMethod } from '../factors/levels.js';
+import { noFactors } from '../factors/summary.js';
 import { shareScope, withholdScope } from '../oidc/grants.js';
 import { requiredLevel } from '../oidc/authentication-level.js';
 import type { SignInDoor } from './sign-in/door.js';
@@ -124,7 +125,8 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
         clientRequiredAcr: client?.['require_acr'],
       }),
       restartUrl: base,
-      finish: (ctx, signIn) => finish(ctx, details, { login: { accountId: signIn.accountId, amr: signIn.amr, acr: levelOf(signIn.amr) } }, false),
+      finish: (ctx, signIn) =>
+        finish(ctx, details, { login: { accountId: signIn.accountId, amr: signIn.amr, acr: levelOf(signIn.amr) } }, false),
       decline: (ctx) =>
         finish(
           ctx,
@@ -249,7 +251,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       await renderLogin(ctx, loaded, { email: form.email, error: outcome.message }, outcome.status);
       return;
     }
-    await continueSignIn(ctx, deps, doorOf(loaded), { account: outcome.account, amr: ['pwd'], secondStep: outcome.secondStep });
+    await continueSignIn(ctx, deps, doorOf(loaded), { account: outcome.account, amr: ['pwd'], factors: outcome.factors });
   });
 
   const interactionDoor = async (ctx: Context) => doorOf(await loadInteraction(ctx, 'login'));
@@ -299,7 +301,7 @@ export function interactionRoutes(deps: SelfServiceDeps): Router {
       mailRequester.ip(ctx.ip),
     );
     // A service that asks for more than a password offers to set up a second factor now.
-    await continueSignIn(ctx, deps, doorOf(loaded), { account, amr: ['pwd'], secondStep: false });
+    await continueSignIn(ctx, deps, doorOf(loaded), { account, amr: ['pwd'], factors: noFactors });
   });
 
   router.post('/consent', formBody, async (ctx) => {

@@ -4,11 +4,11 @@ import type { Database } from '../db/index.js';
 import { TooManyAttempts } from '../errors.js';
 import type { Throttle } from '../security/throttle.js';
 import { describeUserAgent } from '../security/user-agent.js';
-import { accountHasSecondFactor } from '../factors/summary.js';
+import { factorsOf, hasSecondFactor, type Factors } from '../factors/summary.js';
 
 export type SignInResult =
-  /** The password was right; with `secondStep` the account has a second factor, which the person must now give. */
-  | { ok: true; account: Account; secondStep: boolean }
+  /** The password was right; `factors` says whether a second step must follow, and which. */
+  | { ok: true; account: Account; factors: Factors }
   | { ok: false; reason: 'missing' }
   /** The password was right, but an administrator disabled the account. */
   | { ok: false; reason: 'disabled' }
@@ -70,9 +70,10 @@ export async function signInWithPassword(
     });
     return { ok: false, reason: 'disabled' };
   }
-  // Asked only after a right password: the first step answers unknown and known addresses alike.
-  const secondStep = await accountHasSecondFactor(deps.db, check.account.id);
-  if (!secondStep) {
+  // Read only after a right password: the first step answers unknown and known addresses alike.
+  // All of them, not only whether there is one: the second step that follows chooses by them.
+  const factors = await factorsOf(deps.db, check.account.id);
+  if (!hasSecondFactor(factors)) {
     await recordSignIn(deps.db, {
       accountId: check.account.id,
       clientId: input.clientId,
@@ -81,7 +82,7 @@ export async function signInWithPassword(
       amr: ['pwd'],
     });
   }
-  return { ok: true, account: check.account, secondStep };
+  return { ok: true, account: check.account, factors };
 }
 
 /** The audit record of a completed sign-in (every step done), with coarse client facts for the person's history. */

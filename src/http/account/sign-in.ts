@@ -87,7 +87,7 @@ export function accountSignInRoutes(router: Router, deps: SelfServiceDeps): void
       await renderSignIn(ctx, { email: form.email, next, error: outcome.message }, outcome.status);
       return;
     }
-    await continueSignIn(ctx, deps, doorFor(next), { account: outcome.account, amr: ['pwd'], secondStep: outcome.secondStep });
+    await continueSignIn(ctx, deps, doorFor(next), { account: outcome.account, amr: ['pwd'], factors: outcome.factors });
   });
 
   signInStepRoutes(router, deps, '/sign-in', async (ctx) => doorFor(afterSignIn(ctx.query['next'])));

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Context } from 'koa';
 import type { Account } from '../../accounts/store.js';
+import type { Factors } from '../../factors/summary.js';
 import { TooManyAttempts } from '../../errors.js';
 import { signInWithPassword } from '../../use-cases/sign-in.js';
 import { tooManyAttemptsMessage } from '../errors.js';
@@ -9,8 +10,8 @@ import { pageTranslator } from '../render.js';
 import type { SelfServiceDeps } from '../self-service.js';
 
 export type SignInOutcome =
-  /** `secondStep`: the account has a passkey or an authenticator app. */
-  { ok: true; account: Account; secondStep: boolean } | { ok: false; status: 400 | 401 | 403 | 429; message: string };
+  /** `factors`: the account's, read once the password was right. */
+  { ok: true; account: Account; factors: Factors } | { ok: false; status: 400 | 401 | 403 | 429; message: string };
 
 /**
  * A password sign-in from a page (the service sign-in page and the account pages): runs the

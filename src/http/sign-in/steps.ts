@@ -47,17 +47,13 @@ export async function continueSignIn(
   signIn: {
     account: Account;
     amr: AuthenticationMethod[];
-    /** Known when the password sign-in has just asked: false, the account has no passkey and no authenticator app. */
-    secondStep?: boolean;
+    /** Known when the password sign-in has just read them (or the account is new): not read again. */
+    factors?: Factors;
   },
 ): Promise<void> {
   // A passkey, or a session that predates it, does not get a disabled account in either.
   if (signIn.account.disabledAt) return door.restart(ctx, pageTranslator(ctx)('login.error.disabled'), 403);
-  // Without a second factor the level is one factor or the door's: when the sign-in reaches it, no factor need be read.
-  if (signIn.secondStep === false && satisfies(levelOf(signIn.amr), levelToReach(door, { passkeys: [], totp: undefined }))) {
-    return door.finish(ctx, { accountId: signIn.account.id, amr: signIn.amr });
-  }
-  const factors = await factorsOf(deps.db, signIn.account.id);
+  const factors = signIn.factors ?? (await factorsOf(deps.db, signIn.account.id));
   const level = levelToReach(door, factors);
   if (satisfies(levelOf(signIn.amr), level)) return door.finish(ctx, { accountId: signIn.account.id, amr: signIn.amr });
   await holdPendingSignIn(ctx, deps, door, { accountId: signIn.account.id, amr: signIn.amr });
