@@ -5,6 +5,7 @@ import type { RateLimits } from '../config.js';
 import type { Database } from '../db/index.js';
 import { TooManyAttempts } from '../errors.js';
 import { limitSubject } from './client-address.js';
+import { forgetAndGiveBack, takeInTurn, type Counter, type Taken } from './counters.js';
 
 // Keys are hashed so the counters table holds no email or IP addresses.
 const keyFor = (kind: string, value: string) => `${kind}:${createHash('sha256').update(value).digest('base64url')}`;
@@ -34,7 +35,7 @@ function limiter(db: Database, keyPrefix: string, points: number, durationSecond
   });
 }
 
-function secondsUntil(res: RateLimiterRes): number {
+function secondsUntil(res: Pick<RateLimiterRes, 'msBeforeNext'>): number {
   return Math.ceil(Math.max(res.msBeforeNext, 1000) / 1000);
 }
 
@@ -58,6 +59,19 @@ async function takeAll(counters: [RateLimiterPostgres, string][]): Promise<RateL
   const refused = taken.filter((result) => !result.allowed);
   if (refused.length) throw new TooManyAttempts(Math.max(...refused.map((result) => secondsUntil(result.res))));
   return taken.map((result) => result.res);
+}
+
+/**
+ * takeInTurn, refused as takeAll is: TooManyAttempts when a counter of either turn is past its
+ * limit (a refusal in the first turn takes nothing in the second).
+ */
+async function takeBoth(db: Database, first: Counter[], then: Counter[] = []): Promise<[Taken[], Taken[]]> {
+  const turns = await takeInTurn(db, first, then);
+  for (const taken of turns) {
+    const refused = taken.filter((result) => !result.allowed);
+    if (refused.length) throw new TooManyAttempts(Math.max(...refused.map(secondsUntil)));
+  }
+  return turns;
 }
 
 /** Who caused a message: the limit counts per recipient and requester. */
@@ -117,7 +131,7 @@ export class Throttle {
   private readonly securityNoticesByRecipient;
 
   constructor(
-    db: Database,
+    private readonly db: Database,
     private readonly limits: RateLimits,
     devicePollIntervalSeconds = 5,
   ) {
@@ -153,19 +167,22 @@ export class Throttle {
     const accountKey = addressKey(email);
     const clientKey = ipKey(ip);
     // Attempts of any outcome first: past them, no failure is counted for a guess never checked.
-    await takeAll([
-      [this.signInsByAccount, accountKey],
-      [this.signInsByIp, clientKey],
-    ]);
-    const [byAccount, byIp] = await takeAll([
-      [this.failuresByAccount, accountKey],
-      [this.failuresByIp, clientKey],
-    ]);
+    const [, [byAccount, byIp]] = await takeBoth(
+      this.db,
+      [
+        [this.signInsByAccount, accountKey],
+        [this.signInsByIp, clientKey],
+      ],
+      [
+        [this.failuresByAccount, accountKey],
+        [this.failuresByIp, clientKey],
+      ],
+    );
     const { loginFailuresPerAccount, loginFailuresPerIp, loginLockSeconds } = this.limits;
     return {
       succeeded: async () => {
         // The person who knows the password starts afresh; the IP gets its attempt back.
-        await Promise.all([this.failuresByAccount.delete(accountKey), this.failuresByIp.reward(clientKey, 1)]);
+        await forgetAndGiveBack(this.db, [this.failuresByAccount, accountKey], [this.failuresByIp, clientKey]);
       },
       failed: async () => {
         await Promise.all([
@@ -187,14 +204,14 @@ export class Throttle {
   async beginSecondStep(accountId: string, ip: string): Promise<SignInAttempt> {
     const accountKey = keyFor('account', accountId);
     const clientKey = ipKey(ip);
-    const [byAccount, byIp] = await takeAll([
+    const [[byAccount, byIp]] = await takeBoth(this.db, [
       [this.secondStepFailuresByAccount, accountKey],
       [this.failuresByIp, clientKey],
     ]);
     const { secondStepFailuresPerAccount, loginFailuresPerIp, loginLockSeconds } = this.limits;
     return {
       succeeded: async () => {
-        await Promise.all([this.secondStepFailuresByAccount.delete(accountKey), this.failuresByIp.reward(clientKey, 1)]);
+        await forgetAndGiveBack(this.db, [this.secondStepFailuresByAccount, accountKey], [this.failuresByIp, clientKey]);
       },
       failed: async () => {
         await Promise.all([

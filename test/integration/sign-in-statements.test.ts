@@ -46,6 +46,17 @@ describe('a password sign-in without a second factor', () => {
     expect(statements).toEqual([expect.stringMatching(/^SELECT \(SELECT coalesce\(json_agg/)]);
   });
 
+  it('counts its attempt in one statement and clears the failure counters in one more', async () => {
+    const person = await createTestAccount(server.db);
+    const login = await openServiceLogin(server, registered);
+    let status = 0;
+    const statements = await statementsDuring(/\brate_limits\b/, async () => {
+      status = (await login.submit(person.email, person.password)).status;
+    });
+    expect(status).toBe(303);
+    expect(statements).toEqual([expect.stringMatching(/^WITH first AS \(/), expect.stringMatching(/^WITH forgotten AS \(DELETE/)]);
+  });
+
   it('reads its interaction once, at the start, and saves it with the result', async () => {
     const person = await createTestAccount(server.db);
     const login = await openServiceLogin(server, registered);
