@@ -61,10 +61,25 @@ export interface StoredAuditEvent extends Required<Omit<AuditEvent, 'details'>> 
 }
 
 export async function recordAuditEvent(db: Queryable, event: AuditEvent): Promise<void> {
-  const concerns = event.accountId ?? (event.actor && event.actor !== 'admin' ? event.actor : null);
+  await recordAuditEvents(db, [event]);
+}
+
+const columnsOf = (event: AuditEvent) => [
+  event.event,
+  event.outcome,
+  event.actor ?? null,
+  event.accountId ?? (event.actor && event.actor !== 'admin' ? event.actor : null),
+  event.clientId ?? null,
+  event.ip ?? null,
+  event.details ?? {},
+];
+
+/** Several events of one step in one statement (a second step and the sign-in it completes), in their order. */
+export async function recordAuditEvents(db: Queryable, events: readonly AuditEvent[]): Promise<void> {
+  const rows = events.map((_, row) => `(${Array.from({ length: 7 }, (_, column) => `$${row * 7 + column + 1}`).join(', ')})`);
   await db.query(
-    'INSERT INTO audit_events (event, outcome, actor, account_id, client_id, ip, details) VALUES ($1, $2, $3, $4, $5, $6, $7)',
-    [event.event, event.outcome, event.actor ?? null, concerns, event.clientId ?? null, event.ip ?? null, event.details ?? {}],
+    `INSERT INTO audit_events (event, outcome, actor, account_id, client_id, ip, details) VALUES ${rows.join(', ')}`,
+    events.flatMap(columnsOf),
   );
 }
 

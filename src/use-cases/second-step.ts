@@ -1,6 +1,6 @@
 import type { PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { findAccountById, type Account } from '../accounts/store.js';
-import { recordAuditEvent } from '../audit/log.js';
+import { recordAuditEvent, recordAuditEvents, type AuditEvent } from '../audit/log.js';
 import { TooManyAttempts } from '../errors.js';
 import { checkChallenge, issueChallenge, spendChallenge } from '../factors/challenges.js';
 import { methodsOf, type AuthenticationMethod } from '../factors/levels.js';
@@ -19,7 +19,7 @@ import { mailRequester } from '../security/throttle.js';
 import type { WorkflowDeps } from './deps.js';
 import { CHALLENGE_SECONDS, challengeBinding, challengeKeys, passkeysOffered, relyingParty, secretKeys } from './factor-context.js';
 import { mailPerson } from './mail-person.js';
-import { recordSignIn } from './sign-in.js';
+import { recordSignIn, signInEvent } from './sign-in.js';
 
 /** Why a passkey answer was refused: it did not verify, its challenge had expired, or it was answered already. */
 export type PasskeyRefusal = 'invalid' | 'expired' | 'replayed';
@@ -173,7 +173,7 @@ export async function verifySecondStep(
       break;
     }
   }
-  await recordAuditEvent(deps.db, {
+  const stepEvent: AuditEvent = {
     event: 'sign_in.second_step',
     outcome: outcome.ok ? 'success' : 'failure',
     actor: outcome.ok ? account.id : null,
@@ -181,20 +181,25 @@ export async function verifySecondStep(
     clientId: request.clientId,
     ip: request.ip,
     details: { method: answer.kind },
-  });
+  };
   if (!outcome.ok) {
+    await recordAuditEvent(deps.db, stepEvent);
     await attempt.failed();
     return outcome;
   }
   await attempt.succeeded();
   if (answer.kind === 'recovery') await noticeRecoveryCodeUse(deps, account, request.language, request.ip);
-  await recordSignIn(deps.db, {
-    accountId: account.id,
-    clientId: request.clientId,
-    ip: request.ip,
-    userAgent: request.userAgent,
-    amr: methodsOf([...(request.amr as AuthenticationMethod[]), outcome.method]),
-  });
+  // The step and the sign-in it completes, in one statement.
+  await recordAuditEvents(deps.db, [
+    stepEvent,
+    signInEvent({
+      accountId: account.id,
+      clientId: request.clientId,
+      ip: request.ip,
+      userAgent: request.userAgent,
+      amr: methodsOf([...(request.amr as AuthenticationMethod[]), outcome.method]),
+    }),
+  ]);
   return { ok: true, method: outcome.method };
 }
 

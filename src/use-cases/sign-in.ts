@@ -1,5 +1,5 @@
 import { checkPassword, checkSignInPassword, findAccountByEmail, type Account } from '../accounts/store.js';
-import { recordAuditEvent } from '../audit/log.js';
+import { recordAuditEvent, type AuditEvent } from '../audit/log.js';
 import type { Database } from '../db/index.js';
 import { TooManyAttempts } from '../errors.js';
 import type { Throttle } from '../security/throttle.js';
@@ -85,20 +85,29 @@ export async function signInWithPassword(
   return { ok: true, account: check.account, factors };
 }
 
+export interface CompletedSignIn {
+  accountId: string;
+  clientId: string | null;
+  ip: string;
+  userAgent: string | undefined;
+  amr: readonly string[];
+}
+
 /** The audit record of a completed sign-in (every step done), with coarse client facts for the person's history. */
-export async function recordSignIn(
-  db: Database,
-  signIn: { accountId: string; clientId: string | null; ip: string; userAgent: string | undefined; amr: readonly string[] },
-): Promise<void> {
+export function signInEvent(signIn: CompletedSignIn): AuditEvent {
   const client = describeUserAgent(signIn.userAgent);
-  await recordAuditEvent(db, {
+  return {
     event: 'sign_in',
     outcome: 'success',
     actor: signIn.accountId,
     clientId: signIn.clientId,
     ip: signIn.ip,
     details: { browser: client.browser, os: client.os, amr: [...signIn.amr] },
-  });
+  };
+}
+
+export async function recordSignIn(db: Database, signIn: CompletedSignIn): Promise<void> {
+  await recordAuditEvent(db, signInEvent(signIn));
 }
 
 export type ReauthenticationResult =

@@ -107,6 +107,35 @@ describe('a sign-in with an authenticator app', () => {
   });
 });
 
+describe('a second step answered', () => {
+  it('records the step and the sign-in it completes in one statement, in that order', async () => {
+    const person = await createTestAccount(server.db);
+    const accountPages = new UserAgent();
+    await signInToAccountPages(accountPages, server.issuer, person.email, person.password);
+    const { secret } = await setUpAuthenticatorApp(accountPages, server);
+    await ageAuthenticatorApp(server, person.id);
+    const writes = await statementsDuring(/^INSERT INTO audit_events/, async () => {
+      const result = await signInAtService(new UserAgent(), server, registered, {
+        email: person.email,
+        password: person.password,
+        totpSecret: secret,
+      });
+      expect(result.callback?.searchParams.get('code')).toBeTruthy();
+    });
+    // The second step's two events in one statement; the consent that follows in its own.
+    expect(writes).toHaveLength(2);
+    const { rows } = await server.db.query<{ event: string; details: { method?: string; amr?: string[] } }>(
+      `SELECT event, details FROM audit_events WHERE account_id = $1 AND client_id = $2 ORDER BY id`,
+      [person.id, registered.client.clientId],
+    );
+    expect(rows).toEqual([
+      { event: 'sign_in.second_step', details: { method: 'totp' } },
+      { event: 'sign_in', details: expect.objectContaining({ amr: ['pwd', 'otp', 'mfa'] }) },
+      { event: 'consent', details: expect.anything() },
+    ]);
+  });
+});
+
 describe('an SSO hop', () => {
   it('within a minute of the last one, with the same grant, writes no service use', async () => {
     const person = await createTestAccount(server.db);
