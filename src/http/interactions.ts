@@ -29,14 +29,14 @@ import type { SelfServiceDeps } from './self-service.js';
 import { routerOptions } from './routing.js';
 import { signInFromPage } from './sign-in/password.js';
 
+type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
 // Shapes only; what the values must look like is checked with the messages users see.
 const loginForm = z.object({
   email: z.string().max(1000).default(''),
   password: z.string().max(1000).default(''),
   _csrf: z.string().max(200).optional(),
 });
-type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
-
 const registerForm = loginForm.extend({ name: z.string().max(1000).default('') });
 const registrationFields = z.object({
   email: z.string().trim().min(1).max(254).pipe(z.email()),

@@ -31,42 +31,36 @@ const onFactorTables = /\b(passkeys|totp_factors|recovery_codes)\b/;
 const onAccountsOrPendingSignIns = /\b(accounts|pending_sign_ins)\b/;
 
 describe('a password sign-in without a second factor', () => {
-  it('reads the factor tables in one statement and goes back to the service', async () => {
+  /** The statements matching `pattern` while a right password is submitted; it must lead back to the service. */
+  async function submittedPassword(pattern: RegExp): Promise<string[]> {
     const person = await createTestAccount(server.db);
     const login = await openServiceLogin(server, registered);
-    let status = 0;
-    let location = '';
-    const statements = await statementsDuring(onFactorTables, async () => {
-      const answer = await login.submit(person.email, person.password);
-      status = answer.status;
-      location = answer.headers.get('location') ?? '';
+    let answer: Awaited<ReturnType<typeof login.submit>> | undefined;
+    const statements = await statementsDuring(pattern, async () => {
+      answer = await login.submit(person.email, person.password);
     });
-    expect(status).toBe(303);
-    expect(location).toMatch(/\/auth\//);
-    expect(statements).toEqual([expect.stringMatching(/^SELECT \(SELECT coalesce\(json_agg/)]);
+    expect(answer?.status).toBe(303);
+    expect(answer?.headers.get('location')).toMatch(/\/auth\//);
+    return statements;
+  }
+
+  it('reads the factor tables in one statement and goes back to the service', async () => {
+    expect(await submittedPassword(onFactorTables)).toEqual([expect.stringMatching(/^SELECT \(SELECT coalesce\(json_agg/)]);
   });
 
   it('counts its attempt in one statement and clears the failure counters in one more', async () => {
-    const person = await createTestAccount(server.db);
-    const login = await openServiceLogin(server, registered);
-    let status = 0;
-    const statements = await statementsDuring(/\brate_limits\b/, async () => {
-      status = (await login.submit(person.email, person.password)).status;
-    });
-    expect(status).toBe(303);
-    expect(statements).toEqual([expect.stringMatching(/^WITH first AS \(/), expect.stringMatching(/^WITH forgotten AS \(DELETE/)]);
+    expect(await submittedPassword(/\brate_limits\b/)).toEqual([
+      expect.stringMatching(/^WITH first AS \(/),
+      expect.stringMatching(/^WITH forgotten AS \(DELETE/),
+    ]);
   });
 
   it('reads its interaction once, at the start, and saves it with the result', async () => {
-    const person = await createTestAccount(server.db);
-    const login = await openServiceLogin(server, registered);
-    let status = 0;
-    const statements = await statementsDuring(/\boidc_payloads\b/, async () => {
-      status = (await login.submit(person.email, person.password)).status;
-    });
-    expect(status).toBe(303);
     // Only the interaction is read or written here: no session, no grant yet.
-    expect(statements).toEqual([expect.stringMatching(/^SELECT payload\b/), expect.stringMatching(/^INSERT INTO oidc_payloads\b/)]);
+    expect(await submittedPassword(/\boidc_payloads\b/)).toEqual([
+      expect.stringMatching(/^SELECT payload\b/),
+      expect.stringMatching(/^INSERT INTO oidc_payloads\b/),
+    ]);
   });
 });
 
