@@ -76,6 +76,7 @@ const columnsOf = (event: AuditEvent) => [
 
 /** Several events of one step in one statement (a second step and the sign-in it completes), in their order. */
 export async function recordAuditEvents(db: Queryable, events: readonly AuditEvent[]): Promise<void> {
+  if (events.length === 0) return;
   const rows = events.map((_, row) => `(${Array.from({ length: 7 }, (_, column) => `$${row * 7 + column + 1}`).join(', ')})`);
   await db.query(
     `INSERT INTO audit_events (event, outcome, actor, account_id, client_id, ip, details) VALUES ${rows.join(', ')}`,

@@ -20,6 +20,9 @@ export interface Taken {
   allowed: boolean;
 }
 
+/** Where a window that starts at `now` ends, as the library writes it (null: a limiter without a window). */
+const windowEnd = (limiter: RateLimiterPostgres, now: number) => (limiter.duration > 0 ? now + limiter.duration * 1000 : null);
+
 const upsertRules = (now: string) => `
   ON CONFLICT (key) DO UPDATE SET
     points = CASE WHEN rate_limits.expire <= ${now} THEN excluded.points ELSE rate_limits.points + excluded.points END,
@@ -34,8 +37,7 @@ const upsertRules = (now: string) => `
 export async function takeInTurn(db: Queryable, first: readonly Counter[], then: readonly Counter[] = []): Promise<[Taken[], Taken[]]> {
   const now = Date.now();
   const keysOf = (counters: readonly Counter[]) => counters.map(([limiter, key]) => limiter.getKey(key));
-  const expiriesOf = (counters: readonly Counter[]) =>
-    counters.map(([limiter]) => (limiter.duration > 0 ? now + limiter.duration * 1000 : null));
+  const expiriesOf = (counters: readonly Counter[]) => counters.map(([limiter]) => windowEnd(limiter, now));
   const { rows } = await db.query<{ key: string; points: number; expire: string | null }>(
     `WITH first AS (
        INSERT INTO rate_limits (key, points, expire)
@@ -76,13 +78,12 @@ export async function takeInTurn(db: Queryable, first: readonly Counter[], then:
  * After a right answer, in one statement: `forget` starts afresh (deleted, as the library's
  * delete) and `giveBack` gets one point back (the library's reward).
  */
-export async function forgetAndGiveBack(db: Queryable, forget: Counter, giveBack: Counter): Promise<void> {
+export async function forgetAndGiveBack(db: Queryable, [forgotten, forgottenKey]: Counter, [limiter, key]: Counter): Promise<void> {
   const now = Date.now();
-  const [forgotten, [limiter, key]] = [forget[0].getKey(forget[1]), giveBack];
   await db.query(
     `WITH forgotten AS (DELETE FROM rate_limits WHERE key = $1)
      INSERT INTO rate_limits (key, points, expire) VALUES ($2, -1, $4::bigint)
      ${upsertRules('$3')}`,
-    [forgotten, limiter.getKey(key), now, limiter.duration > 0 ? now + limiter.duration * 1000 : null],
+    [forgotten.getKey(forgottenKey), limiter.getKey(key), now, windowEnd(limiter, now)],
   );
 }

@@ -65,7 +65,7 @@ async function takeAll(counters: [RateLimiterPostgres, string][]): Promise<RateL
  * takeInTurn, refused as takeAll is: TooManyAttempts when a counter of either turn is past its
  * limit (a refusal in the first turn takes nothing in the second).
  */
-async function takeBoth(db: Database, first: Counter[], then: Counter[] = []): Promise<[Taken[], Taken[]]> {
+async function takeOrRefuse(db: Database, first: Counter[], then: Counter[] = []): Promise<[Taken[], Taken[]]> {
   const turns = await takeInTurn(db, first, then);
   for (const taken of turns) {
     const refused = taken.filter((result) => !result.allowed);
@@ -167,7 +167,7 @@ export class Throttle {
     const accountKey = addressKey(email);
     const clientKey = ipKey(ip);
     // Attempts of any outcome first: past them, no failure is counted for a guess never checked.
-    const [, [byAccount, byIp]] = await takeBoth(
+    const [, [byAccount, byIp]] = await takeOrRefuse(
       this.db,
       [
         [this.signInsByAccount, accountKey],
@@ -204,7 +204,7 @@ export class Throttle {
   async beginSecondStep(accountId: string, ip: string): Promise<SignInAttempt> {
     const accountKey = keyFor('account', accountId);
     const clientKey = ipKey(ip);
-    const [[byAccount, byIp]] = await takeBoth(this.db, [
+    const [[byAccount, byIp]] = await takeOrRefuse(this.db, [
       [this.secondStepFailuresByAccount, accountKey],
       [this.failuresByIp, clientKey],
     ]);

@@ -64,13 +64,19 @@ describe('a password sign-in without a second factor', () => {
   });
 });
 
+/** An account with an authenticator app set up long enough ago that its codes are accepted now. */
+async function personWithAuthenticatorApp() {
+  const person = await createTestAccount(server.db);
+  const accountPages = new UserAgent();
+  await signInToAccountPages(accountPages, server.issuer, person.email, person.password);
+  const { secret } = await setUpAuthenticatorApp(accountPages, server);
+  await ageAuthenticatorApp(server, person.id);
+  return { person, secret };
+}
+
 describe('a sign-in with an authenticator app', () => {
   it('reads the factors once per page, on the second step with the pending sign-in it finds', async () => {
-    const person = await createTestAccount(server.db);
-    const accountPages = new UserAgent();
-    await signInToAccountPages(accountPages, server.issuer, person.email, person.password);
-    const { secret } = await setUpAuthenticatorApp(accountPages, server);
-    await ageAuthenticatorApp(server, person.id);
+    const { person, secret } = await personWithAuthenticatorApp();
     let result: Awaited<ReturnType<typeof signInAtService>> | undefined;
     let accountReads: string[] = [];
     const statements = await statementsDuring(onFactorTables, async () => {
@@ -103,11 +109,7 @@ describe('a sign-in with an authenticator app', () => {
 
 describe('a second step answered', () => {
   it('records the step and the sign-in it completes in one statement, in that order', async () => {
-    const person = await createTestAccount(server.db);
-    const accountPages = new UserAgent();
-    await signInToAccountPages(accountPages, server.issuer, person.email, person.password);
-    const { secret } = await setUpAuthenticatorApp(accountPages, server);
-    await ageAuthenticatorApp(server, person.id);
+    const { person, secret } = await personWithAuthenticatorApp();
     const writes = await statementsDuring(/^INSERT INTO audit_events/, async () => {
       const result = await signInAtService(new UserAgent(), server, registered, {
         email: person.email,
