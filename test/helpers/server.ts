@@ -10,6 +10,7 @@ import { clientMetadataValidator } from '../../src/oidc/provider.js';
 import type { MetadataValidator } from '../../src/clients/store.js';
 import type { DeliveryWorker } from '../../src/oidc/backchannel.js';
 import type { KeyRefresh } from '../../src/oidc/key-refresh.js';
+import type { ChangeNotices } from '../../src/db/change-notices.js';
 
 /** Settings every test server shares (also for tests that build the app themselves). */
 export const testEnvironment = {
@@ -39,6 +40,8 @@ export interface TestServer {
   eventDeliveries: DeliveryWorker;
   mailDeliveries: DeliveryWorker;
   keyRefresh: KeyRefresh;
+  /** What this instance hears of changed rows (a test that edits a kept row by hand waits for it). */
+  changeNotices: ChangeNotices;
   server: Server;
   validator: MetadataValidator;
   /** Every path template the app answers. */
@@ -87,6 +90,7 @@ export async function startTestServer(
     eventDeliveries,
     mailDeliveries,
     keyRefresh,
+    changeNotices,
     server,
     validator: clientMetadataValidator(provider),
     routePaths,

@@ -13,9 +13,16 @@ import { completeAuthorization, UserAgent } from '../helpers/user-agent.js';
  */
 
 let server: TestServer;
+const awaitedNotices = new Map<string, () => void>();
 
 beforeAll(async () => {
   server = await startTestServer();
+  // Subscribed after the server's own cache, so it has dropped the row when this is told.
+  server.changeNotices.subscribe('artefacts', (name) => {
+    if (name === undefined) return;
+    awaitedNotices.get(name)?.();
+    awaitedNotices.delete(name);
+  });
 });
 afterAll(async () => {
   await server?.close();
@@ -43,16 +50,23 @@ async function refreshTokenFor(kind: 'public' | 'confidential') {
 
 const expiryOf = async (token: string) => (await server.provider.RefreshToken.find(token))!.exp!;
 
-/** As if the token had been issued a full REFRESH_TOKEN_TTL ago, less `seconds`: it has `seconds` left. */
+/**
+ * As if the token had been issued a full REFRESH_TOKEN_TTL ago, less `seconds`: it has
+ * `seconds` left. Changed by hand, as another instance would: it returns once the server has
+ * heard of the change, as the next request on a loaded machine might come before that.
+ */
 async function leaveOnly(token: string, seconds: number): Promise<number> {
   const exp = Math.floor(Date.now() / 1000) + seconds;
+  const id = storedId('RefreshToken', token);
+  const heard = new Promise<void>((resolve) => awaitedNotices.set(`RefreshToken:${id}`, resolve));
   await server.db.query(
     `UPDATE oidc_payloads
      SET payload = jsonb_set(jsonb_set(payload, '{exp}', to_jsonb($2::bigint)), '{iat}', to_jsonb($2::bigint - $3::bigint)),
          expires_at = to_timestamp($2)
      WHERE model = 'RefreshToken' AND id = $1`,
-    [storedId('RefreshToken', token), exp, server.config.ttl.refreshToken],
+    [id, exp, server.config.ttl.refreshToken],
   );
+  await heard;
   return exp;
 }
 
