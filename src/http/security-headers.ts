@@ -1,5 +1,6 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context, Next } from 'koa';
-import helmet from 'koa-helmet';
+import helmet, { type HelmetOptions } from 'helmet';
 import { isSecureIssuer, type Config } from '../config.js';
 
 /**
@@ -23,12 +24,34 @@ export function baselineSecurityHeaders(config: Config) {
 }
 
 /**
+ * The headers helmet sets with `options`, computed once: every directive here is a fixed
+ * string (no per-request nonce), so its answer is the same for every request, and running
+ * helmet's dozen middlewares on each page cost more than the rest of the page's headers.
+ */
+function helmetHeaders(options: HelmetOptions): [string, string][] {
+  const headers: [string, string][] = [];
+  let done = false;
+  const response = {
+    setHeader(name: string, value: string | number | readonly string[]) {
+      headers.push([name.toLowerCase(), String(value)]);
+    },
+    removeHeader() {},
+  };
+  helmet(options)({} as IncomingMessage, response as unknown as ServerResponse, (error?: unknown) => {
+    if (error) throw error instanceof Error ? error : new Error(String(error));
+    done = true;
+  });
+  if (!done || headers.length === 0) throw new Error('helmet did not set its headers synchronously');
+  return headers;
+}
+
+/**
  * What our pages and the provider's browser endpoints add to the baseline: their own
  * Content-Security-Policy (replacing the baseline's) and the rest of helmet's set. The
  * headers the baseline already sets are left to it, so each is defined once.
  */
 export function pageSecurityHeaders(config: Config) {
-  return helmet({
+  const headers = helmetHeaders({
     contentSecurityPolicy: {
       useDefaults: false,
       directives: {
@@ -50,4 +73,8 @@ export function pageSecurityHeaders(config: Config) {
     xFrameOptions: false,
     xContentTypeOptions: false,
   });
+  return async function setPageHeaders(ctx: Context, next: Next): Promise<void> {
+    for (const [name, value] of headers) ctx.set(name, value);
+    await next();
+  };
 }

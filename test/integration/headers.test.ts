@@ -171,6 +171,16 @@ describe('security headers and cookie flags under an http issuer', () => {
     expect(csp).toMatch(/default-src 'self'/);
   });
 
+  it.each(HTML)('the %s page is isolated from other origins (helmet: COOP, CORP, Origin-Agent-Cluster …)', (name) => {
+    const headers = walk.pages[name].headers;
+    expect(headers.get('cross-origin-opener-policy')).toBe('same-origin');
+    expect(headers.get('cross-origin-resource-policy')).toBe('same-origin');
+    expect(headers.get('origin-agent-cluster')).toBe('?1');
+    expect(headers.get('x-dns-prefetch-control')).toBe('off');
+    expect(headers.get('x-permitted-cross-domain-policies')).toBe('none');
+    expect(headers.get('x-xss-protection')).toBe('0');
+  });
+
   it.each(PROTOCOL)("the %s answer's policy allows no resource at all (default-src 'none')", (name) => {
     expect(walk.pages[name].headers.get('content-security-policy')).toBe("default-src 'none'; frame-ancestors 'none'");
   });
