@@ -39,7 +39,7 @@ import { providerPages } from './pages.js';
 import { protocolMetadata } from './protocol-metadata.js';
 import { pageContext, viewsDirectory } from './render.js';
 import { requestLogging, requestTracing } from './request-log.js';
-import { exactPaths, protocolPaths, providerPathTemplates, routerOptions, splitLanes } from './routing.js';
+import { exactPaths, protocolPaths, providerPathTemplates, routeByFirstSegment, routerOptions, splitLanes } from './routing.js';
 import { baselineSecurityHeaders, pageSecurityHeaders } from './security-headers.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
@@ -75,7 +75,6 @@ function staticRoutes(): Router {
 
 // Unknown methods (TRACE, PROPFIND …) are the client's mistake: 405 through the error boundary, not 501.
 const methodNotAllowed = () => Object.assign(new Error('method not allowed'), { status: 405, expose: true });
-const methodErrors = { throw: true, notImplemented: methodNotAllowed, methodNotAllowed };
 
 /**
  * Every request is answered as a request for the issuer: oidc-provider builds discovery's
@@ -175,20 +174,13 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const pageLane = compose<Koa.Context>([
     pageContext(config),
     pageSecurityHeaders(config),
-    health.routes(),
-    publicMetrics.routes(),
-    styles.routes(),
-    language.routes(),
-    eventStreams.routes(),
-    eventStreams.allowedMethods(methodErrors),
-    interactions.routes(),
-    interactions.allowedMethods(methodErrors),
-    account.routes(),
-    account.allowedMethods(methodErrors),
-    emailLinks.routes(),
-    emailLinks.allowedMethods(methodErrors),
-    passwordReset.routes(),
-    passwordReset.allowedMethods(methodErrors),
+    routeByFirstSegment(
+      [
+        ...[health, publicMetrics, styles, language].map((router) => ({ router, allowedMethods: false })),
+        ...[eventStreams, interactions, account, emailLinks, passwordReset].map((router) => ({ router, allowedMethods: true })),
+      ],
+      methodNotAllowed,
+    ),
     acceptPostedRequests(providerRoutes),
     throttleTokenRequests,
     deviceCodeForm(provider, throttle, providerRoutes, async (cookie) => (await sessionUidByCookie(db, cookie)) !== undefined),

@@ -1,4 +1,6 @@
-import type { Context, Next } from 'koa';
+import type Router from '@koa/router';
+import compose from 'koa-compose';
+import type { Context, Middleware, Next } from 'koa';
 import type { providerRoutes } from '../oidc/provider.js';
 
 /**
@@ -103,5 +105,69 @@ type Lane = (ctx: Context, next: Next) => Promise<unknown>;
 export function splitLanes(paths: ReadonlySet<string>, protocol: Lane, pages: Lane): Lane {
   return function chooseLane(ctx: Context, next: Next) {
     return paths.has(ctx.path) ? protocol(ctx, next) : pages(ctx, next);
+  };
+}
+
+/** A router of our pages, and whether it answers a known path asked with the wrong method (405). */
+export interface PageRouter {
+  router: Router;
+  allowedMethods: boolean;
+}
+
+const literalFirstSegment = /^\/([\w.~-]+)(?=$|\/|\{\/)/;
+
+/**
+ * The first path segments `router`'s routes are bound to, or undefined when a route can
+ * match under any (a parameter, a pattern, a case-insensitive router). Its use() layers run
+ * only once one of its routes matched, so they do not count.
+ */
+function firstSegmentsOf(router: Router): Set<string> | undefined {
+  if (!(router.opts as { sensitive?: boolean }).sensitive) return undefined;
+  const segments = new Set<string>();
+  for (const layer of router.stack.filter((layer) => layer.methods.length > 0)) {
+    const segment = literalFirstSegment.exec(String(layer.path))?.[1];
+    if (segment === undefined) return undefined;
+    segments.add(segment);
+  }
+  return segments;
+}
+
+/**
+ * Runs, in their order, only the page routers that have a route under the request's first
+ * path segment: a request for /auth would otherwise be matched against every layer of every
+ * router, and pass each one's middleware, before reaching the provider. A router none of
+ * whose routes can match the path answers nothing, so leaving it out changes no answer, but
+ * for one thing their allowedMethods did for every request, kept here explicitly: a request
+ * nothing answered, in a method outside the routers' list (TRACE, PROPFIND …), is refused
+ * with `refuse()`.
+ */
+export function routeByFirstSegment(routers: PageRouter[], refuse: () => Error): Middleware {
+  const methodErrors = { throw: true, notImplemented: refuse, methodNotAllowed: refuse };
+  const bound = routers.map(({ router, allowedMethods }) => ({
+    segments: firstSegmentsOf(router),
+    // Router middleware asks for the router's context, which it adds itself.
+    middleware: [router.routes(), ...(allowedMethods ? [router.allowedMethods(methodErrors)] : [])] as unknown as Middleware[],
+  }));
+  const everyRouterImplements = new Set(
+    routers
+      .filter((entry) => entry.allowedMethods)
+      .map((entry) => entry.router.methods)
+      .reduce((common, methods) => common.filter((method) => methods.includes(method))),
+  );
+  const chainFor = (segment: string | undefined) =>
+    compose(
+      bound
+        .filter((entry) => !entry.segments || (segment !== undefined && entry.segments.has(segment)))
+        .flatMap((entry) => entry.middleware),
+    );
+  const chains = new Map(
+    [...new Set(bound.flatMap((entry) => [...(entry.segments ?? [])]))].map((segment) => [segment, chainFor(segment)]),
+  );
+  const otherwise = chainFor(undefined);
+  return async function dispatchPageRouters(ctx: Context, next: Next): Promise<void> {
+    const slash = ctx.path.indexOf('/', 1);
+    const segment = ctx.path.slice(1, slash === -1 ? undefined : slash);
+    await (chains.get(segment) ?? otherwise)(ctx, next);
+    if ((!ctx.status || ctx.status === 404) && !everyRouterImplements.has(ctx.method)) throw refuse();
   };
 }
