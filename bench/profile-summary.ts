@@ -1,12 +1,13 @@
 /**
  * Summarises a .cpuprofile (from BENCH_CPU_PROF=1): self time by package/module and the
- * top functions. Usage: node bench/out/build/bench/profile-summary.js <file.cpuprofile> [top]
+ * top functions, self and inclusive. Usage: node bench/out/build/bench/profile-summary.js <file.cpuprofile> [top]
  */
 import { readFileSync } from 'node:fs';
 
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -43,6 +44,18 @@ for (const [id, micros] of selfMicros) {
   byFunction.set(key, (byFunction.get(key) ?? 0) + micros);
   total += micros;
 }
+// Inclusive time: each sample counts once for every distinct function on its stack.
+const parents = new Map<number, number>();
+for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id);
+const keyOf = (node: ProfileNode) =>
+  `${node.callFrame.functionName || '(anonymous)'} ${moduleOf(node.callFrame.url)}:${node.callFrame.lineNumber + 1}`;
+const inclusive = new Map<string, number>();
+for (const [id, micros] of selfMicros) {
+  const seen = new Set<string>();
+  for (let at: number | undefined = id; at !== undefined; at = parents.get(at)) seen.add(keyOf(nodes.get(at)!));
+  for (const key of seen) inclusive.set(key, (inclusive.get(key) ?? 0) + micros);
+}
+for (const key of [...inclusive.keys()]) if (/^\((root|idle|program|garbage collector)\)/.test(key)) inclusive.delete(key);
 const busy = total - (byModule.get('(idle)') ?? 0);
 const top = Number(topArgument ?? 25);
 const print = (title: string, map: Map<string, number>) => {
@@ -53,3 +66,4 @@ const print = (title: string, map: Map<string, number>) => {
 };
 print('self time by module', byModule);
 print('self time by function', byFunction);
+print('inclusive time by function', inclusive);
