@@ -22,6 +22,7 @@ import { startMailDelivery } from '../mail/smtp-delivery.js';
 import { idleWorker } from '../db/delivery-loop.js';
 import { listenForChanges, type ChangeNotices } from '../db/change-notices.js';
 import { cachedKeyRing } from '../oidc/keys.js';
+import { cookieSignatures } from '../security/cookie-signatures.js';
 import { errorBoundary } from './errors.js';
 import { frontChannelLogout } from './frontchannel-logout.js';
 import { healthRoutes, publicMetricsRoute } from './health.js';
@@ -135,7 +136,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   // TRUSTED_PROXY_HOPS entries of X-Forwarded-For, never one the client wrote to its left.
   const app = new Koa({ proxy: config.trustProxy, maxIpsCount: config.trustedProxyHops });
   // Must equal the provider's cookie keys: mounted, it signs cookies with the outer app's keys.
-  app.keys = cookieKeys;
+  app.keys = cookieSignatures(cookieKeys);
   const keyRefresh = startKeyRefresh({ db, config, logger, provider, app }, { signingKids, cookieKeys });
   registerDatabaseMetrics(db);
   instrumentProvider(provider);

@@ -5,6 +5,7 @@ import type { Database } from '../db/index.js';
 import type { Logger } from '../logger.js';
 import { replaceSigningKeys } from './internals.js';
 import { loadSigningKeys } from './keys.js';
+import { cookieSignatures } from '../security/cookie-signatures.js';
 import { loadServerSecrets } from './secrets.js';
 
 export interface KeyRefresh {
@@ -39,7 +40,7 @@ export function startKeyRefresh(
     }
     if (secrets.cookieKeys.join(' ') !== cookieKeys) {
       // The outer app signs the cookies (the provider is mounted in it); both get the new list.
-      deps.app.keys = secrets.cookieKeys;
+      deps.app.keys = cookieSignatures(secrets.cookieKeys);
       deps.provider.keys = secrets.cookieKeys;
       deps.logger.info({ keys: secrets.cookieKeys.length }, 'cookie keys changed');
       cookieKeys = secrets.cookieKeys.join(' ');
