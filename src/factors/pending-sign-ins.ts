@@ -27,24 +27,42 @@ export async function startPendingSignIn(db: Queryable, pending: PendingSignIn &
   return id;
 }
 
+/** What finding a pending sign-in also returns when asked: the sealed authenticator-app secret (null: none). */
+export interface WithTotpSecret {
+  totpSecretEnvelope: unknown;
+}
+
 /**
  * The pending sign-in with its account and the account's factors, in one statement: each
- * page of the second step needs all three.
+ * page of the second step needs all three. `totpSecret`: also the sealed secret of the
+ * authenticator app, for the page that checks a code (a statement fewer than reading it then).
  */
 export async function findPendingSignIn(
   db: Queryable,
   id: string | undefined,
   door: string,
-): Promise<(PendingSignIn & { account: Account; factors: Factors }) | undefined> {
+  options: { totpSecret?: boolean } = {},
+): Promise<(PendingSignIn & { account: Account; factors: Factors } & Partial<WithTotpSecret>) | undefined> {
   if (!id || !idShape.test(id)) return undefined;
-  const { rows } = await db.query<AccountRow & FactorsRow & { pending_amr: string[] }>(
-    `SELECT p.amr AS pending_amr, ${accountColumnsOf('a')}, ${factorColumns('a.id')}
+  const secretColumn = options.totpSecret
+    ? ', (SELECT secret_envelope FROM totp_factors WHERE account_id = a.id) AS totp_secret_envelope'
+    : '';
+  const { rows } = await db.query<AccountRow & FactorsRow & { pending_amr: string[]; totp_secret_envelope?: unknown }>(
+    `SELECT p.amr AS pending_amr, ${accountColumnsOf('a')}, ${factorColumns('a.id')}${secretColumn}
      FROM pending_sign_ins p JOIN accounts a ON a.id = p.account_id
      WHERE p.id_hash = $1 AND p.door = $2 AND p.expires_at > now()`,
     [hashOf(id), door],
   );
   const row = rows[0];
-  return row && { accountId: row.id, amr: row.pending_amr, account: toAccount(row), factors: toFactors(row) };
+  return (
+    row && {
+      accountId: row.id,
+      amr: row.pending_amr,
+      account: toAccount(row),
+      factors: toFactors(row),
+      ...(options.totpSecret ? { totpSecretEnvelope: row.totp_secret_envelope ?? null } : {}),
+    }
+  );
 }
 
 /** Records a factor the person set up during this sign-in (so it counts towards the level when it finishes). */

@@ -98,17 +98,27 @@ export async function findTotpFactor(db: Queryable, accountId: string): Promise<
  * Checks a code against the account's authenticator app and spends its step, atomically:
  * of two submissions of one code (a replay, a double submit), exactly one is accepted.
  */
-export async function useTotpCode(db: Queryable, accountId: string, code: string, keys: KeyRing): Promise<boolean> {
-  const { rows } = await db.query<{ secret_envelope: unknown }>('SELECT secret_envelope FROM totp_factors WHERE account_id = $1', [
-    accountId,
-  ]);
-  if (!rows[0]) return false;
-  const step = matchingStep(open(rows[0].secret_envelope, accountId, keys), code);
+export async function useTotpCode(
+  db: Queryable,
+  accountId: string,
+  code: string,
+  keys: KeyRing,
+  /** The sealed secret, when the caller read it with something else (null: no factor); read here otherwise. */
+  knownEnvelope?: unknown,
+): Promise<boolean> {
+  const envelope =
+    knownEnvelope !== undefined
+      ? knownEnvelope
+      : ((await db.query<{ secret_envelope: unknown }>('SELECT secret_envelope FROM totp_factors WHERE account_id = $1', [accountId]))
+          .rows[0]?.secret_envelope ?? null);
+  if (envelope === null) return false;
+  const step = matchingStep(open(envelope, accountId, keys), code);
   if (step === undefined) return false;
+  // Spent only under the secret it was checked against: a factor replaced since then is not.
   const { rowCount } = await db.query(
     `UPDATE totp_factors SET last_used_step = $2, last_used_at = now()
-     WHERE account_id = $1 AND (last_used_step IS NULL OR last_used_step < $2)`,
-    [accountId, step],
+     WHERE account_id = $1 AND secret_envelope = $3::jsonb AND (last_used_step IS NULL OR last_used_step < $2)`,
+    [accountId, step, JSON.stringify(envelope)],
   );
   return rowCount === 1;
 }

@@ -131,6 +131,8 @@ export async function verifySecondStep(
   request: {
     account: Account;
     answer: SecondStepAnswer;
+    /** The authenticator app's sealed secret when the caller read it already (null: the account has none). */
+    totpSecretEnvelope?: unknown;
     /** The methods of the first step. */
     amr: readonly string[];
     door: string;
@@ -158,7 +160,7 @@ export async function verifySecondStep(
   let outcome: { ok: true; method: AuthenticationMethod } | { ok: false; reason: 'incorrect' | PasskeyRefusal };
   switch (answer.kind) {
     case 'totp':
-      outcome = (await useTotpCode(deps.db, account.id, answer.code, await secretKeys(deps)))
+      outcome = (await useTotpCode(deps.db, account.id, answer.code, await secretKeys(deps), request.totpSecretEnvelope))
         ? { ok: true, method: 'otp' }
         : { ok: false, reason: 'incorrect' };
       break;

@@ -3,7 +3,9 @@ import type { RegisteredClient } from '../../src/clients/store.js';
 import { createTestAccount, createTestClient } from '../helpers/fixtures.js';
 import { openServiceLogin } from '../helpers/service-sign-in.js';
 import { signInToAccountPages } from '../helpers/self-service.js';
-import { ageAuthenticatorApp, setUpAuthenticatorApp, signInAtService } from '../helpers/strong-sign-in.js';
+import { confirmEnrolment, deleteTotpFactor, enrolmentSecret, useTotpCode } from '../../src/factors/totp.js';
+import { keyRing } from '../../src/oidc/keys.js';
+import { ageAuthenticatorApp, setUpAuthenticatorApp, signInAtService, totpCode } from '../helpers/strong-sign-in.js';
 import { UserAgent } from '../helpers/user-agent.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { statementsDuring as sentStatements } from '../helpers/statements.js';
@@ -75,7 +77,7 @@ async function personWithAuthenticatorApp() {
 }
 
 describe('a sign-in with an authenticator app', () => {
-  it('reads the factors once per page, on the second step with the pending sign-in it finds', async () => {
+  it('reads the factors once per page, on the second step with the pending sign-in it finds (and the secret with it)', async () => {
     const { person, secret } = await personWithAuthenticatorApp();
     let result: Awaited<ReturnType<typeof signInAtService>> | undefined;
     let accountReads: string[] = [];
@@ -97,8 +99,12 @@ describe('a sign-in with an authenticator app', () => {
     expect(factorReads).toHaveLength(1);
     const pendingReads = statements.filter((text) => text.includes('FROM pending_sign_ins p JOIN accounts a'));
     expect(pendingReads).toHaveLength(2);
-    // Beyond those: the code's check (the secret, then spending its step).
-    expect(statements).toHaveLength(1 + 2 + 2);
+    // The page that checks the code reads the app's secret in that same statement; beyond
+    // those, only spending the code's step.
+    expect(pendingReads[1]).toContain('secret_envelope');
+    expect(pendingReads[0]).not.toContain('secret_envelope');
+    expect(statements.filter((text) => text.startsWith('SELECT secret_envelope'))).toEqual([]);
+    expect(statements).toHaveLength(1 + 2 + 1);
     // Between the password and the end of the second step, its two pages read the pending
     // sign-in with its account, one statement each, and nothing else of either table.
     const held = accountReads.findIndex((text) => text.startsWith('INSERT INTO pending_sign_ins'));
@@ -195,5 +201,29 @@ describe('a first-party sign-in', () => {
     expect(widened[0]!.id).toBe(first[0]!.id);
     expect(widened[0]!.scope).toBe('openid profile email');
     expect(widened[0]!.version).not.toBe(first[0]!.version);
+  });
+});
+
+describe('an authenticator-app code checked against the secret read with the pending sign-in', () => {
+  it('is spent only under that secret: a factor replaced in between does not take it', async () => {
+    const person = await createTestAccount(server.db);
+    const keys = await keyRing(server.db, { keyEncryptionKeys: undefined });
+    const enrol = async () => {
+      const secret = await enrolmentSecret(server.db, person.id, keys);
+      expect(await confirmEnrolment(server.db, person.id, secret, 0, keys)).toBe(true);
+      const { rows } = await server.db.query<{ secret_envelope: unknown }>(
+        'SELECT secret_envelope FROM totp_factors WHERE account_id = $1',
+        [person.id],
+      );
+      return { secret, envelope: rows[0]!.secret_envelope };
+    };
+    const first = await enrol();
+    await deleteTotpFactor(server.db, person.id);
+    const second = await enrol();
+    expect(await useTotpCode(server.db, person.id, totpCode(first.secret), keys, first.envelope)).toBe(false);
+    expect(await useTotpCode(server.db, person.id, totpCode(second.secret), keys, second.envelope)).toBe(true);
+    // Read here when the caller did not: the next step's code, under the current secret.
+    expect(await useTotpCode(server.db, person.id, totpCode(second.secret, 1), keys)).toBe(true);
+    expect(await useTotpCode(server.db, person.id, totpCode(second.secret, 1), keys, null)).toBe(false);
   });
 });

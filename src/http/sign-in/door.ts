@@ -67,12 +67,12 @@ export async function holdPendingSignIn(ctx: Context, deps: SelfServiceDeps, doo
 }
 
 /** The pending sign-in of this browser at this door, with its account and the account's factors. */
-export async function currentPending(ctx: Context, deps: SelfServiceDeps, door: SignInDoor) {
+export async function currentPending(ctx: Context, deps: SelfServiceDeps, door: SignInDoor, options: { totpSecret?: boolean } = {}) {
   const id = ctx.cookies.get(PENDING_COOKIE, { signed: true });
-  const found = id ? await findPendingSignIn(deps.db, id, door.name) : undefined;
+  const found = id ? await findPendingSignIn(deps.db, id, door.name, options) : undefined;
   if (!found || !id) return undefined;
-  const { account, factors, ...pending } = found;
-  return { id, pending, account, factors };
+  const { account, factors, totpSecretEnvelope, ...pending } = found;
+  return { id, pending, account, factors, totpSecretEnvelope };
 }
 
 export function forgetPending(ctx: Context): void {

@@ -151,11 +151,11 @@ export function signInStepRoutes(
   router.post(`${prefix}/second-step`, formBody, async (ctx) => {
     const door = await doorOf(ctx);
     const form = readForm(ctx, secondStepForm);
-    const current = await currentPending(ctx, deps, door);
+    const answer = answerOf(ctx, form);
+    const current = await currentPending(ctx, deps, door, { totpSecret: !('error' in answer) && answer.kind === 'totp' });
     if (!current) return renderExpired(ctx, door);
     const t = pageTranslator(ctx);
     const { account, pending, factors } = current;
-    const answer = answerOf(ctx, form);
     if ('error' in answer) return renderSecondStep(ctx, door, current, answer, 400);
     const methods = usableMethods(factors, levelToReach(door, factors), passkeysOffered(deps));
     if (!methods[answer.kind]) {
@@ -164,6 +164,7 @@ export function signInStepRoutes(
     const result = await verifySecondStep(deps, {
       account,
       answer,
+      totpSecretEnvelope: current.totpSecretEnvelope,
       amr: pending.amr,
       door: door.name,
       clientId: door.clientId,
