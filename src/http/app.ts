@@ -44,7 +44,6 @@ import { exactPaths, protocolPaths, providerPathTemplates, routeByFirstSegment, 
 import { baselineSecurityHeaders, pageSecurityHeaders } from './security-headers.js';
 import { Throttle } from '../security/throttle.js';
 import { tokenEndpointThrottle } from './token-throttle.js';
-import { storeIssuedTokensBeforeAnswer } from './token-writes.js';
 
 /**
  * The static files of the pages: the stylesheet, SimpleWebAuthn's browser bundle (as
@@ -171,12 +170,7 @@ export async function createApp(config: Config, db: Database, logger: Logger): P
   const throttleTokenRequests = tokenEndpointThrottle(throttle, providerRoutes);
   const metadataPaths = new Set(['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server', providerRoutes.jwks]);
   // Services' machine-to-machine calls: only what they need on the way to the provider.
-  const protocolLane = compose<Koa.Context>([
-    protocolMetadata(provider, metadataPaths),
-    throttleTokenRequests,
-    storeIssuedTokensBeforeAnswer(providerRoutes),
-    provided,
-  ]);
+  const protocolLane = compose<Koa.Context>([protocolMetadata(provider, metadataPaths), throttleTokenRequests, provided]);
   // People's browsers: our pages, then the provider's browser endpoints (authorize, logout, device).
   const pageLane = compose<Koa.Context>([
     pageContext(config),

@@ -3,7 +3,6 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 import { NotifiedCache, type ChangeNotices } from '../db/change-notices.js';
 import { sameTurnBatch, sameTurnWriteBatch } from '../db/same-turn-batch.js';
-import { awaitBeforeAnswer } from './issued-writes.js';
 import { unchangedSessions } from './unchanged-sessions.js';
 import type { Database } from '../db/index.js';
 import { hashClientSecret, isHashedClientSecret } from '../security/client-secrets.js';
@@ -128,11 +127,6 @@ const keptModels = new Set(['AccessToken', 'ClientCredentials', 'AuthorizationCo
  * issued (keeping each measured 0.76 -> 0.68 of the reference at 50 connections).
  */
 const keptWhenIssued = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken']);
-/**
- * The tokens a token request issues: their writes are awaited before its answer, together
- * (issued-writes.ts), not one before the other. Nothing reads them back within the request.
- */
-const issuedTokens = new Set(['AccessToken', 'RefreshToken']);
 /** The name a kept row goes by in the cache, as the notices of migrations/0026 spell it. */
 const keptName = (model: string, id: string) => `${model}:${id}`;
 
@@ -264,13 +258,6 @@ export function createAdapterFactory(db: Database, sealer: Sealer, changeNotices
           clientId: full.clientId ?? null,
           lifetime,
         });
-      const written = this.written(key, stored, lifetime, write);
-      if (issuedTokens.has(this.model) && awaitBeforeAnswer(written)) return;
-      await written;
-    }
-
-    /** `write` run, and the kept copy of the row forgotten or replaced by what was written. */
-    private async written(key: string, stored: Payload, lifetime: number | null, write: () => Promise<void>): Promise<void> {
       if (!keptRows || !keptModels.has(this.model)) return write();
       if (!keptWhenIssued.has(this.model)) {
         keptRows.forget(keptName(this.model, key));
