@@ -12,13 +12,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createPostgresDatabase } from '../src/db/index.js';
-import { createLogger } from '../src/logger.js';
-import { createFixtures, createStrongAccounts, type Fixtures, type StrongAccounts } from './lib/fixtures.js';
+import type { Fixtures, StrongAccounts } from './lib/fixtures.js';
 import { authorize, clientCredentials, CookieJar, introspect, refresh, secondStepSignIn, ssoFlow, userinfo } from './lib/flows.js';
 import { Http, type Reply } from './lib/http.js';
 import { prepareUsers, type User } from './lib/users.js';
-import { createBenchDatabase, outDir, startOurs, startReference, type ServerProcess } from './lib/servers.js';
+import { startBothServers } from './lib/both-servers.js';
+import { createBenchDatabase, outDir, type ServerProcess } from './lib/servers.js';
 import { Secret, TOTP } from 'otpauth';
 
 const iterations = Number(process.env['PER_REQUEST_ITERATIONS'] ?? 200);
@@ -152,16 +151,9 @@ async function main(): Promise<void> {
   const servers: ServerProcess[] = [];
   const admin = new pg.Client({ connectionString: database.url });
   try {
-    const ours = await startOurs(database.url);
-    servers.push(ours);
-    const db = createPostgresDatabase(database.url, { poolMax: 2, logger: createLogger({ logLevel: 'silent' }) });
-    fixtures = await createFixtures(db, 20);
-    strong = await createStrongAccounts(db, { totp: iterations + 20, passkey: 1, origin: ours.issuer });
-    await db.close();
-    const fixturesPath = join(outDir, 'fixtures.json');
-    writeFileSync(fixturesPath, JSON.stringify(fixtures));
-    const reference = await startReference(fixturesPath);
-    servers.push(reference);
+    const both = await startBothServers(database, servers, { accounts: 20, totp: iterations + 20, passkey: 1 });
+    const { ours, reference } = both;
+    ({ fixtures, strong } = both);
     await admin.connect();
     const targets: Target[] = [];
     for (const server of [ours, reference]) {

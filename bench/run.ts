@@ -15,9 +15,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { createPostgresDatabase } from '../src/db/index.js';
-import { createLogger } from '../src/logger.js';
-import { createFixtures, createStrongAccounts, type FixtureClient, type Fixtures, type StrongAccounts } from './lib/fixtures.js';
+import type { FixtureClient, Fixtures, StrongAccounts } from './lib/fixtures.js';
 import { Secret, TOTP } from 'otpauth';
 import {
   authorize,
@@ -36,7 +34,8 @@ import { Http } from './lib/http.js';
 import { measure, summarize, type Observed, type RunSample, type Summary } from './lib/measure.js';
 import { peakRssBytes } from './lib/proc.js';
 import { prepareUsers, type User } from './lib/users.js';
-import { createBenchDatabase, outDir, startOurs, startReference, type ServerProcess } from './lib/servers.js';
+import { startBothServers } from './lib/both-servers.js';
+import { createBenchDatabase, outDir, type ServerProcess } from './lib/servers.js';
 
 const settings = {
   seconds: Number(process.env['BENCH_SECONDS'] ?? 3),
@@ -247,21 +246,14 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
   try {
-    const ours = await startOurs(database.url);
-    servers.push(ours);
-    const db = createPostgresDatabase(database.url, { poolMax: 2, logger: createLogger({ logLevel: 'silent' }) });
     const maxConnections = Math.max(...settings.connections);
-    fixtures = await createFixtures(db, maxConnections);
-    strong = await createStrongAccounts(db, {
+    const both = await startBothServers(database, servers, {
+      accounts: maxConnections,
       totp: Number(process.env['BENCH_TOTP_ACCOUNTS'] ?? 1500),
       passkey: maxConnections,
-      origin: ours.issuer,
     });
-    await db.close();
-    const fixturesPath = join(outDir, 'fixtures.json');
-    writeFileSync(fixturesPath, JSON.stringify(fixtures));
-    const reference = await startReference(fixturesPath);
-    servers.push(reference);
+    const { ours, reference } = both;
+    ({ fixtures, strong } = both);
     await admin.connect();
 
     const targets: Target[] = [
