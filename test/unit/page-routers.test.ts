@@ -92,9 +92,8 @@ describe('page routers dispatched by first path segment', () => {
     'answers %s %s as passing every router in turn does (a route under any segment: %s)',
     async (method, path, anywhere) => {
       const answer = async (app: Koa) => {
-        const response = await request(app.callback())
-          [method.toLowerCase() as 'get'](path)
-          .ok(() => true);
+        const agent = request(app.callback());
+        const response = await agent[method.toLowerCase() as 'get'](path).ok(() => true);
         return {
           status: response.status,
           body: response.text,
