@@ -27,10 +27,8 @@ export async function startPendingSignIn(db: Queryable, pending: PendingSignIn &
   return id;
 }
 
-/** What finding a pending sign-in also returns when asked: the sealed authenticator-app secret (null: none). */
-export interface WithTotpSecret {
-  totpSecretEnvelope: unknown;
-}
+/** A pending sign-in as its pages need it; the sealed authenticator-app secret when asked for (null: none). */
+type FoundPendingSignIn = PendingSignIn & { account: Account; factors: Factors; totpSecretEnvelope?: unknown };
 
 /**
  * The pending sign-in with its account and the account's factors, in one statement: each
@@ -42,7 +40,7 @@ export async function findPendingSignIn(
   id: string | undefined,
   door: string,
   options: { totpSecret?: boolean } = {},
-): Promise<(PendingSignIn & { account: Account; factors: Factors } & Partial<WithTotpSecret>) | undefined> {
+): Promise<FoundPendingSignIn | undefined> {
   if (!id || !idShape.test(id)) return undefined;
   const secretColumn = options.totpSecret
     ? ', (SELECT secret_envelope FROM totp_factors WHERE account_id = a.id) AS totp_secret_envelope'

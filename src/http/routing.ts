@@ -148,12 +148,14 @@ export function routeByFirstSegment(routers: PageRouter[], refuse: () => Error):
     // Router middleware asks for the router's context, which it adds itself.
     middleware: [router.routes(), ...(allowedMethods ? [router.allowedMethods(methodErrors)] : [])] as unknown as Middleware[],
   }));
-  const everyRouterImplements = new Set(
-    routers
-      .filter((entry) => entry.allowedMethods)
-      .map((entry) => entry.router.methods)
-      .reduce((common, methods) => common.filter((method) => methods.includes(method))),
-  );
+  // undefined: no router refuses methods, so nothing is refused here either.
+  const everyRouterImplements = routers
+    .filter((entry) => entry.allowedMethods)
+    .map((entry) => new Set(entry.router.methods))
+    .reduce<Set<string> | undefined>(
+      (common, methods) => new Set([...(common ?? methods)].filter((method) => methods.has(method))),
+      undefined,
+    );
   const chainFor = (segment: string | undefined) =>
     compose(
       bound
@@ -168,6 +170,6 @@ export function routeByFirstSegment(routers: PageRouter[], refuse: () => Error):
     const slash = ctx.path.indexOf('/', 1);
     const segment = ctx.path.slice(1, slash === -1 ? undefined : slash);
     await (chains.get(segment) ?? otherwise)(ctx, next);
-    if ((!ctx.status || ctx.status === 404) && !everyRouterImplements.has(ctx.method)) throw refuse();
+    if (everyRouterImplements && (!ctx.status || ctx.status === 404) && !everyRouterImplements.has(ctx.method)) throw refuse();
   };
 }
