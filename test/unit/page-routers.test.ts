@@ -107,6 +107,13 @@ describe('page routers dispatched by first path segment', () => {
     },
   );
 
+  it('refuses no method when no router answers a known path with 405, as none of them would', async () => {
+    const entries = routers(false).map((entry) => ({ ...entry, allowedMethods: false }));
+    const app = appWith(routeByFirstSegment(entries, refuse));
+    await request(app.callback()).trace('/auth').expect(404);
+    await request(app.callback()).get('/healthz').expect(200, 'ok');
+  });
+
   it('matches a request for a path no router claims against none of the routers bound to other segments', async () => {
     const entries = routers();
     const matched: string[] = [];
