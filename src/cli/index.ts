@@ -87,8 +87,13 @@ function parse(command: Command, rest: string[]) {
     return { values, positionals };
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    // parseArgs errors: unknown option, missing value. Keep its first sentence.
-    throw new UsageError(`${oneLine(error).split('. ')[0]}; usage: ${command.usage}`);
+    // parseArgs errors: unknown option, missing value. Keep its first sentence. Generated ids
+    // (session uids, …) can begin with '-': such a value is read as an option unless after '--'.
+    const dashedValue =
+      (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && command.positionals?.length
+        ? ` (a <${command.positionals[0]}> that begins with '-' goes after '--')`
+        : '';
+    throw new UsageError(`${oneLine(error).split('. ')[0]}${dashedValue}; usage: ${command.usage}`);
   }
 }
 

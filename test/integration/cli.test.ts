@@ -628,6 +628,15 @@ describe('idp db, keys and help', { timeout: 60_000 }, () => {
     expect(byKid(keys as { kid: unknown; alg: unknown }[])).toEqual(byKid(rows));
   });
 
+  it("takes a value that begins with '-' (a session uid can) after '--', and says so when it was read as an option", async () => {
+    const readAsOption = await idp(['sessions', 'revoke', '-nosuchsession', '--json']);
+    expect(readAsOption.code).toBe(2);
+    expect(JSON.parse(readAsOption.stderr).error).toMatch(/^Unknown option '-n' \(a <uid> that begins with '-' goes after '--'\)/);
+    const afterDashes = await idp(['sessions', 'revoke', '--json', '--', '-nosuchsession']);
+    expect(afterDashes.code).toBe(1);
+    expect(JSON.parse(afterDashes.stderr).error).not.toMatch(/option/i);
+  });
+
   it('--help exits 0 and lists every command; a command --help prints its usage without touching the database', async () => {
     const unreachable = { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' };
     const [top, command] = await Promise.all([idp(['--help']), idp(['clients', 'add', '--help'], { env: unreachable })]);

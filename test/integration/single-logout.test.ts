@@ -156,7 +156,10 @@ describe('support tools for sessions and deliveries', () => {
     expect(sessions).toHaveLength(1);
     expect(sessions[0]!.services).toEqual([{ clientId, sid: service.claims.sid }]);
 
-    const revoked = await idp('sessions', 'revoke', sessions[0]!.uid);
+    // A uid can begin with '-' (base64url): after '--' it is never read as an option.
+    const revoked = JSON.parse(
+      (await run('node', ['dist/cli/index.js', 'sessions', 'revoke', '--json', '--', sessions[0]!.uid], { env })).stdout,
+    );
     expect(revoked).toMatchObject({ revoked: true, notified: [clientId] });
     expect(await idp('sessions', 'list', '--account', account.id)).toEqual([]);
 
