@@ -167,7 +167,8 @@ export async function listAccounts(db: Queryable, options: { limit: number; offs
   return rows.map(toAccount);
 }
 
-export type PasswordCheck = { matched: true; account: Account } | { matched: false; accountId: string | undefined };
+export type PasswordCheck<Extra = Record<string, never>> =
+  { matched: true; account: Account; extra: Extra } | { matched: false; accountId: string | undefined };
 
 /**
  * Checks an email and password. Unknown emails cost one argon2 verification too, so the
@@ -176,11 +177,20 @@ export type PasswordCheck = { matched: true; account: Account } | { matched: fal
  * sign-in that matches, our argon2id hash of the password replaces all of them. Rehashes
  * the password when the stored hash uses older parameters. A mismatch names the account it
  * was for, if any, for the audit log (never for the person asking).
+ *
+ * `alsoRead`: more columns about the account `a` (an SQL select list) that the caller needs
+ * once the password is right, read in the same statement and returned as `extra` only then.
  */
-export async function checkSignInPassword(db: Queryable, email: string, password: string): Promise<PasswordCheck> {
+export async function checkSignInPassword<Extra extends object = Record<string, never>>(
+  db: Queryable,
+  email: string,
+  password: string,
+  alsoRead?: string,
+): Promise<PasswordCheck<Extra>> {
   if (email.includes('\u0000')) email = ''; // cannot match; still pays the dummy verification below
   const { rows } = await db.query<AccountRow & { imported: string[] | null }>(
     `SELECT ${accountColumns}, (SELECT array_agg(hash) FROM imported_passwords p WHERE p.account_id = a.id) AS imported
+            ${alsoRead ? `, ${alsoRead}` : ''}
      FROM accounts a WHERE email_key = $1`,
     [emailKey(email)],
   );
@@ -198,7 +208,7 @@ export async function checkSignInPassword(db: Queryable, email: string, password
       row.password_hash,
     ]);
   }
-  return { matched: true, account: toAccount(row) };
+  return { matched: true, account: toAccount(row), extra: row as unknown as Extra };
 }
 
 /** The account when email and password match (see checkSignInPassword). */

@@ -11,8 +11,8 @@ import { startTestServer, type TestServer } from '../helpers/server.js';
 import { statementsDuring as sentStatements } from '../helpers/statements.js';
 
 /*
- * Performance issue: a password sign-in reads the account's factors in one statement once the
- * password is right, and its interaction once; with an authenticator app, each page of the
+ * Performance issue: a password sign-in reads the account's factors in the statement that finds
+ * the account by its address, and its interaction once; with an authenticator app, each page of the
  * second step reads the factors in the statement that finds the pending sign-in.
  */
 
@@ -46,8 +46,11 @@ describe('a password sign-in without a second factor', () => {
     return statements;
   }
 
-  it('reads the factor tables in one statement and goes back to the service', async () => {
-    expect(await submittedPassword(onFactorTables)).toEqual([expect.stringMatching(/^SELECT \(SELECT coalesce\(json_agg/)]);
+  it('reads the factor tables in the statement that finds the account by its address, and goes back to the service', async () => {
+    const findsTheAccount = /^SELECT id, email\b.* FROM accounts a WHERE email_key = \$1$/;
+    expect(await submittedPassword(onFactorTables)).toEqual([expect.stringMatching(findsTheAccount)]);
+    // Nothing else reads the account or its factors while the password is checked.
+    expect(await submittedPassword(onAccountsOrPendingSignIns)).toEqual([expect.stringMatching(findsTheAccount)]);
   });
 
   it('counts its attempt in one statement and clears the failure counters in one more', async () => {
@@ -92,10 +95,10 @@ describe('a sign-in with an authenticator app', () => {
     });
     expect(result?.callback?.searchParams.get('code')).toBeTruthy();
     expect(result?.pages).toEqual(['login', 'second-step', 'consent']);
-    // The right password reads the factors once (whether there is a second step, and which);
+    // The password's statement reads the factors with the account (whether there is a second step, and which);
     // the two pages after it read them with the pending sign-in and its account, in the
     // statement that finds the sign-in.
-    const factorReads = statements.filter((text) => text.startsWith('SELECT (SELECT coalesce(json_agg'));
+    const factorReads = statements.filter((text) => / FROM accounts a WHERE email_key = \$1$/.test(text));
     expect(factorReads).toHaveLength(1);
     const pendingReads = statements.filter((text) => text.includes('FROM pending_sign_ins p JOIN accounts a'));
     expect(pendingReads).toHaveLength(2);
