@@ -102,7 +102,10 @@ export async function connectedClientIds(db: Queryable, accountId: string): Prom
  */
 /**
  * Withdraws one scope from every grant of the account to a service, in the caller's
- * transaction (rows locked). False when the service held no grant with that scope.
+ * transaction (rows locked), and from the live access and refresh tokens issued under them:
+ * a resource server introspecting a token issued before the withdrawal is told the narrower
+ * scope (the change notices of migrations/0026 drop every instance's copy of those rows).
+ * False when the service held no grant with that scope.
  */
 export async function withdrawGrantedScope(tx: Queryable, accountId: string, clientId: string, scope: string): Promise<boolean> {
   const { rows } = await tx.query<{ id: string; payload: GrantScopes }>(
@@ -118,7 +121,15 @@ export async function withdrawGrantedScope(tx: Queryable, accountId: string, cli
       row.payload,
     ]);
   }
-  return holding.length > 0;
+  if (holding.length === 0) return false;
+  await tx.query(
+    `UPDATE oidc_payloads
+        SET payload = jsonb_set(payload, '{scope}', to_jsonb(array_to_string(array_remove(string_to_array(payload->>'scope', ' '), $3), ' ')))
+      WHERE grant_id = ANY($1::text[]) AND account_id = $2 AND model IN ('AccessToken', 'RefreshToken')
+        AND string_to_array(payload->>'scope', ' ') @> ARRAY[$3::text] AND ${live}`,
+    [holding.map((row) => row.id), accountId, scope],
+  );
+  return true;
 }
 
 export async function deleteServiceGrants(tx: Queryable, accountId: string, clientId: string): Promise<boolean> {

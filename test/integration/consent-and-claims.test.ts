@@ -217,6 +217,15 @@ describe('choosing what to share', () => {
     const userinfo = await oidc.fetchUserInfo(target.config, refreshed.access_token, claims.sub);
     expect(userinfo).not.toHaveProperty('email');
     expect(userinfo).toMatchObject({ name: person.name });
+    // The access token issued before the withdrawal no longer carries it either: its resource
+    // servers are told so at introspection, and userinfo leaves it out.
+    const before = await oidc.tokenIntrospection(target.config, shared.tokens.access_token);
+    expect(before.active).toBe(true);
+    expect(before.scope?.split(' ')).not.toContain('email');
+    expect(before.scope?.split(' ')).toContain('profile');
+    const earlierUserinfo = await oidc.fetchUserInfo(target.config, shared.tokens.access_token, claims.sub);
+    expect(earlierUserinfo).not.toHaveProperty('email');
+    expect(earlierUserinfo).toMatchObject({ name: person.name });
     // Still connected: the service signs the person in without a new consent for what remains.
     expect((await signIn(browser, target, person, 'openid profile offline_access')).pages).toEqual([]);
   });
