@@ -97,10 +97,6 @@ export async function connectedClientIds(db: Queryable, accountId: string): Prom
 }
 
 /**
- * Removes the account's grants to a service and every code and token issued under them
- * (rows sharing the grant_id; a Grant row carries its own id there). False when there were none.
- */
-/**
  * Withdraws one scope from every grant of the account to a service, in the caller's
  * transaction (rows locked), and from the live access and refresh tokens issued under them:
  * a resource server introspecting a token issued before the withdrawal is told the narrower
@@ -132,6 +128,10 @@ export async function withdrawGrantedScope(tx: Queryable, accountId: string, cli
   return true;
 }
 
+/**
+ * Removes the account's grants to a service and every code and token issued under them
+ * (rows sharing the grant_id; a Grant row carries its own id there). False when there were none.
+ */
 export async function deleteServiceGrants(tx: Queryable, accountId: string, clientId: string): Promise<boolean> {
   const { rows } = await tx.query<{ id: string }>(
     `SELECT id FROM oidc_payloads WHERE model = 'Grant' AND account_id = $1 AND client_id = $2`,
